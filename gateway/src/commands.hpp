@@ -1,0 +1,14 @@
+// Subcommand entry points of naap-loadtest. Each returns the process exit code.
+#pragma once
+
+namespace naap::cli {
+
+// Exit codes shared by every subcommand.
+inline constexpr int k_exit_ok = 0;
+inline constexpr int k_exit_failed = 1;  // the job ran and found a failure
+inline constexpr int k_exit_usage = 2;   // bad command line or configuration
+
+int run_selfcheck(int argc, char** argv);
+int run_trickle(int argc, char** argv);
+
+}  // namespace naap::cli

@@ -1,0 +1,50 @@
+// naap-loadtest: entry point and subcommand dispatch. Subcommands are small wiring functions.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "commands.hpp"
+#include "naap/version.hpp"
+
+namespace {
+
+constexpr const char* k_usage =
+    R"(naap-loadtest — the NaaP load-test gateway for Livepeer live-video-to-video
+
+Usage: naap-loadtest <command> [options]
+
+Commands:
+  selfcheck          publish and read back segments through an in-process trickle server,
+                     verify every SHA-256 and print throughput (the transport self-check)
+  trickle serve      run a trickle server (go-livepeer semantics) on loopback
+  trickle publish    publish synthetic segments to a trickle channel
+  trickle subscribe  read a trickle channel and print each segment's size and SHA-256
+
+Options:
+  -h, --help         show this help (also: naap-loadtest <command> --help)
+  -V, --version      print the version
+
+Documentation: docs/user-guide.md. Exit codes: 0 ok, 1 the job found a failure, 2 usage error.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(k_usage, stderr);
+    return naap::cli::k_exit_usage;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(k_usage, stdout);
+    return naap::cli::k_exit_ok;
+  }
+  if (cmd == "-V" || cmd == "--version" || cmd == "version") {
+    std::printf("naap-loadtest %s\n", naap::k_version);
+    return naap::cli::k_exit_ok;
+  }
+  if (cmd == "selfcheck") return naap::cli::run_selfcheck(argc - 1, argv + 1);
+  if (cmd == "trickle") return naap::cli::run_trickle(argc - 1, argv + 1);
+  std::fprintf(stderr, "naap-loadtest: unknown command '%s'\n\n%s", argv[1], k_usage);
+  return naap::cli::k_exit_usage;
+}
