@@ -559,10 +559,18 @@ TEST_F(TrickleClient, control_writer_and_events_reader_carry_one_document_per_se
   ASSERT_TRUE(reader.has_value());
   (*writer)->start();
   (*reader)->start();
+  // Messages go out one at a time, each read before the next, as on a live job (control every
+  // 10 s): a burst of more than four would push unread ones off the server's ring.
+  auto delivered = [&](std::size_t n) {
+    return test::run_until(io_, [&] { return events.size() + bad.size() == n; });
+  };
   ASSERT_TRUE((*writer)->send({{"event", {{"type", "status"}, {"state", "ONLINE"}}},
                                {"queue_event_type", "ai_stream_events"}}));
+  ASSERT_TRUE(delivered(1));
   ASSERT_TRUE((*writer)->send({{"type", "error"}, {"message", "oom"}}));
+  ASSERT_TRUE(delivered(2));
   ASSERT_TRUE((*writer)->send_keepalive());
+  ASSERT_TRUE(delivered(3));
   nlohmann::json huge = {{"prompt", std::string(40'000, 'p')}};
   auto too_big = (*writer)->send(huge);
   ASSERT_FALSE(too_big.has_value());
@@ -571,8 +579,10 @@ TEST_F(TrickleClient, control_writer_and_events_reader_carry_one_document_per_se
   auto raw = (*writer)->publisher().next_segment();
   raw->write("{not json");
   raw->finish();
+  ASSERT_TRUE(delivered(4));
   ASSERT_TRUE((*writer)->send({{"type", "restart"}}));
-  ASSERT_TRUE(test::run_until(io_, [&] { return events.size() == 4; }));
+  ASSERT_TRUE(delivered(5));
+  ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0].type, "status");
   EXPECT_EQ(events[0].queue_event_type, "ai_stream_events");
   EXPECT_EQ(events[0].event["state"], "ONLINE");
