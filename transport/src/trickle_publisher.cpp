@@ -184,28 +184,17 @@ void TricklePublisher::join() {
   control_request_ = engine_.start(std::move(req), std::move(h));
 }
 
-std::shared_ptr<TricklePublisher::Post> TricklePublisher::open_post(std::int64_t seq,
-                                                                    bool first_post) {
-  auto post = std::make_shared<Post>();
-  post->seq = seq;
-  post->body = std::make_shared<http::BodyStream>();
-  (void)first_post;
-  return post;
-}
-
-void TricklePublisher::open_preconnect() {
-  if (ended_ || closing_ || preconnected_) return;
-  preconnected_ = open_post(next_seq_, first_post_pending_);
-  std::shared_ptr<Post> post = preconnected_;
+void TricklePublisher::start_post(const std::shared_ptr<Post>& post, bool fresh_connection,
+                                  bool send_reset) {
   http::Request req;
   req.method = "POST";
   req.url = segment_url(url_, post->seq);
   req.stream_body = post->body;
   req.tls = options_.tls;
   req.connect_timeout = options_.connect_timeout;
+  req.fresh_connection = fresh_connection;
   req.headers.emplace_back("Content-Type", options_.content_type);
-  if (first_post_pending_ && options_.reset) req.headers.emplace_back(k_header_reset, "1");
-  first_post_pending_ = false;
+  if (send_reset) req.headers.emplace_back(k_header_reset, "1");
   http::Handlers h;
   h.on_head = [wp = std::weak_ptr<Post>(post)](const http::ResponseHead& head) {
     if (auto p = wp.lock()) {
@@ -216,7 +205,6 @@ void TricklePublisher::open_preconnect() {
   h.on_interim = [weak = weak_from_this()](int) {
     if (auto self = weak.lock()) ++self->stats_.interim_responses;
   };
-  h.on_data = [](std::string_view) { return http::DataAction::proceed; };
   h.on_complete = [weak = weak_from_this(),
                    wp = std::weak_ptr<Post>(post)](const http::Outcome& out) {
     auto self = weak.lock();
@@ -224,6 +212,15 @@ void TricklePublisher::open_preconnect() {
     if (self && p) self->on_post_complete(p, out);
   };
   post->transfer = engine_.start(std::move(req), std::move(h));
+}
+
+void TricklePublisher::open_preconnect() {
+  if (ended_ || closing_ || preconnected_) return;
+  preconnected_ = std::make_shared<Post>();
+  preconnected_->seq = next_seq_;
+  preconnected_->body = std::make_shared<http::BodyStream>();
+  start_post(preconnected_, false, first_post_pending_ && options_.reset);
+  first_post_pending_ = false;
 }
 
 std::shared_ptr<SegmentWriter> TricklePublisher::next_segment() {
@@ -363,30 +360,7 @@ void TricklePublisher::retry_segment(const std::shared_ptr<Post>& old, Error cau
     auto self = weak.lock();
     auto p = wp.lock();
     if (ec || !self || !p || self->ended_) return;
-    http::Request req;
-    req.method = "POST";
-    req.url = segment_url(self->url_, p->seq);
-    req.stream_body = p->body;
-    req.tls = self->options_.tls;
-    req.connect_timeout = self->options_.connect_timeout;
-    req.fresh_connection = true;  // the old connection may be the broken part
-    req.headers.emplace_back("Content-Type", self->options_.content_type);
-    http::Handlers h;
-    h.on_head = [wp](const http::ResponseHead& head) {
-      if (auto pp = wp.lock()) {
-        pp->status = head.status;
-        pp->closed_header = head.header(k_header_closed) != nullptr;
-      }
-    };
-    h.on_interim = [weak](int) {
-      if (auto s = weak.lock()) ++s->stats_.interim_responses;
-    };
-    h.on_complete = [weak, wp](const http::Outcome& out) {
-      auto s = weak.lock();
-      auto pp = wp.lock();
-      if (s && pp) s->on_post_complete(pp, out);
-    };
-    p->transfer = self->engine_.start(std::move(req), std::move(h));
+    self->start_post(p, /*fresh_connection=*/true, /*send_reset=*/false);  // old one may be broken
   });
 }
 

@@ -136,7 +136,7 @@ class TricklePublisher : public std::enable_shared_from_this<TricklePublisher> {
 
   void join();
   void open_preconnect();
-  std::shared_ptr<Post> open_post(std::int64_t seq, bool first_post);
+  void start_post(const std::shared_ptr<Post>& post, bool fresh_connection, bool send_reset);
   void on_post_complete(const std::shared_ptr<Post>& post, const http::Outcome& outcome);
   void retry_segment(const std::shared_ptr<Post>& post, Error cause);
   void segment_done(const std::shared_ptr<Post>& post, bool complete, std::optional<Error> error,
