@@ -329,6 +329,46 @@ TEST_F(TrickleClient, in_flight_counts_segments_awaiting_the_server) {
   EXPECT_EQ(pub->in_flight(), 0u);
 }
 
+// The POST for seq N takes the server's ring slot of seq N-5. While our segment N-5 is still
+// unanswered (uploading), opening N would make the server close it and drop its remaining bytes,
+// so the publisher holds the POST for N until N-5 is answered.
+TEST_F(TrickleClient, never_opens_a_post_whose_ring_slot_holds_an_unanswered_segment) {
+  std::atomic<bool> release_zero{false};
+  test::RawServer peer([&](int fd, const std::string& head) {
+    if (head.starts_with("DELETE ")) {
+      test::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    test::body_until(fd, head, "0\r\n\r\n", 10'000);
+    if (head.starts_with("POST /ai/trickle/ring/0 ")) {
+      while (!release_zero) std::this_thread::sleep_for(5ms);
+    }
+    test::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  });
+  auto opened = [&](int seq) {
+    const std::string want = "POST /ai/trickle/ring/" + std::to_string(seq) + " HTTP/1.1";
+    auto lines = peer.request_lines();
+    return std::find(lines.begin(), lines.end(), want) != lines.end();
+  };
+  Writer w;
+  auto pub = publisher(peer.url("/ai/trickle/ring"), w);
+  pub->start();
+  for (int i = 0; i < 4; ++i) publish_one(*pub, "seg" + std::to_string(i));
+  ASSERT_TRUE(test::run_until(io_, [&] { return w.completed() == 3; }));  // 1, 2, 3 answered
+  auto five_writer = pub->next_segment();  // seq 4; the preconnect would be seq 5
+  ASSERT_EQ(five_writer->seq(), 4);
+  five_writer->write("seg4");
+  five_writer->finish();
+  test::run_for(io_, 300ms);
+  EXPECT_TRUE(opened(4));
+  EXPECT_FALSE(opened(5)) << "seq 5 would take seq 0's slot while 0 is unanswered";
+  EXPECT_EQ(pub->stats().slot_waits, 1u);
+  release_zero = true;
+  ASSERT_TRUE(test::run_until(io_, [&] { return w.completed() == 5 && opened(5); }));
+  EXPECT_EQ(publish_one(*pub, "seg5"), 5);
+  ASSERT_TRUE(test::run_until(io_, [&] { return w.completed() == 6; }));
+}
+
 TEST_F(TrickleClient, publisher_to_a_missing_channel_ends_with_not_found) {
   test::ServerThread server;
   Writer w;

@@ -11,6 +11,8 @@ namespace naap::trickle {
 
 namespace asio = boost::asio;
 
+constexpr std::int64_t k_ring_slots = 5;  // go-livepeer's maxSegmentsPerStream
+
 std::string_view to_string(PublisherEnd end) {
   switch (end) {
     case PublisherEnd::closed_by_us:
@@ -41,6 +43,8 @@ struct TricklePublisher::Post {
   int status = 0;                             // final status, once the head arrived
   bool closed_header = false;                 // the response carried Lp-Trickle-Closed
   std::unique_ptr<asio::steady_timer> delay;  // retry delay before the POST starts
+  bool send_reset = false;                    // carry Lp-Trickle-Reset
+  bool waited_for_slot = false;               // held back by slot_busy() at least once
 };
 
 // --- SegmentWriter ----------------------------------------------------------------------------
@@ -214,13 +218,39 @@ void TricklePublisher::start_post(const std::shared_ptr<Post>& post, bool fresh_
   post->transfer = engine_.start(std::move(req), std::move(h));
 }
 
+bool TricklePublisher::slot_busy(std::int64_t seq) const {
+  return std::any_of(active_.begin(), active_.end(), [seq](const std::shared_ptr<Post>& p) {
+    return p->seq != seq && (p->seq - seq) % k_ring_slots == 0;
+  });
+}
+
 void TricklePublisher::open_preconnect() {
   if (ended_ || closing_ || preconnected_) return;
   preconnected_ = std::make_shared<Post>();
   preconnected_->seq = next_seq_;
   preconnected_->body = std::make_shared<http::BodyStream>();
-  start_post(preconnected_, false, first_post_pending_ && options_.reset);
+  preconnected_->send_reset = first_post_pending_ && options_.reset;
   first_post_pending_ = false;
+  start_if_slot_free(preconnected_);
+}
+
+void TricklePublisher::start_if_slot_free(const std::shared_ptr<Post>& post) {
+  if (post->transfer || post->delay) return;  // started, or a retry waiting for its timer
+  if (slot_busy(post->seq)) {
+    // Opening seq N takes the server's ring slot of seq N-5: while that segment is unanswered
+    // (still uploading), the server would close it and drop its remaining bytes. Hold the POST
+    // (its writer buffers) until the slot's segment is done.
+    if (!post->waited_for_slot) ++stats_.slot_waits;
+    post->waited_for_slot = true;
+    return;
+  }
+  start_post(post, false, post->send_reset);
+}
+
+void TricklePublisher::start_waiting_posts() {
+  if (ended_) return;
+  for (const auto& post : active_) start_if_slot_free(post);
+  if (preconnected_) start_if_slot_free(preconnected_);
 }
 
 std::shared_ptr<SegmentWriter> TricklePublisher::next_segment() {
@@ -390,6 +420,7 @@ void TricklePublisher::segment_done(const std::shared_ptr<Post>& post, bool comp
                {"error", so.error ? so.error->describe() : std::string("unknown")}});
   }
   if (callbacks_.on_segment) callbacks_.on_segment(so);
+  start_waiting_posts();
   maybe_finish_close();
 }
 

@@ -491,6 +491,9 @@ class Connection final : public ConnectionBase {
 
   void start_read_header() {
     if (closing_) return;
+    // Beast sizes each socket read by the buffer's free capacity (512 bytes at least): without
+    // room, bodies arrive 512 bytes per read and a loaded server falls behind its publishers.
+    if (buffer_.capacity() < k_read_chunk_bytes) buffer_.reserve(k_read_chunk_bytes);
     mode_ = Mode::idle;
     channel_.reset();
     segment_.reset();

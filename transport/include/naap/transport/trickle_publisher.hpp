@@ -8,7 +8,9 @@
 //   connection; once bytes were sent, the rest is dropped and DELETE {ch}/{seq} releases its
 //   readers, and publishing continues with seq + 1;
 // - 404 or Lp-Trickle-Closed end the publisher (the channel is gone or closed);
-// - close() waits for in-flight segments (bounded), then sends DELETE {ch}.
+// - close() waits for in-flight segments (bounded), then sends DELETE {ch};
+// - a POST for seq N is never opened while our segment N-5 is unanswered: it would take that
+//   segment's ring slot on the server and cut its upload short (the writer buffers meanwhile).
 #pragma once
 
 #include <chrono>
@@ -124,6 +126,7 @@ class TricklePublisher : public std::enable_shared_from_this<TricklePublisher> {
     std::uint64_t retries = 0;             // same-seq re-POSTs after a zero-byte failure
     std::uint64_t deletes_sent = 0;        // DELETE {ch}/{seq} requests
     std::uint64_t interim_responses = 0;   // 100 Continue keepalives seen
+    std::uint64_t slot_waits = 0;          // POSTs held until seq-5 was answered
   };
   const Stats& stats() const { return stats_; }
 
@@ -137,6 +140,9 @@ class TricklePublisher : public std::enable_shared_from_this<TricklePublisher> {
   void join();
   void open_preconnect();
   void start_post(const std::shared_ptr<Post>& post, bool fresh_connection, bool send_reset);
+  bool slot_busy(std::int64_t seq) const;
+  void start_if_slot_free(const std::shared_ptr<Post>& post);
+  void start_waiting_posts();
   void on_post_complete(const std::shared_ptr<Post>& post, const http::Outcome& outcome);
   void retry_segment(const std::shared_ptr<Post>& post, Error cause);
   void segment_done(const std::shared_ptr<Post>& post, bool complete, std::optional<Error> error,
