@@ -1,0 +1,3 @@
+module naap/gobaseline
+
+go 1.22
