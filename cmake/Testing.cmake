@@ -16,8 +16,10 @@ function(naap_add_test)
   endif()
   add_executable(${T_NAME} ${T_SOURCES})
   target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main naap_build_flags)
+  # Where tests find the source tree (scripts, data) and the built naap-loadtest.
+  target_compile_definitions(${T_NAME} PRIVATE NAAP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                             NAAP_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
   gtest_discover_tests(${T_NAME}
     PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
-    ENVIRONMENT "NAAP_BIN_DIR=${CMAKE_BINARY_DIR}/bin;NAAP_SOURCE_DIR=${PROJECT_SOURCE_DIR}"
     DISCOVERY_TIMEOUT 30)
 endfunction()

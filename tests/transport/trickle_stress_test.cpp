@@ -187,8 +187,7 @@ long peak_rss_kib() {
 class ServerProcess {
  public:
   ServerProcess() {
-    const char* bin_dir = std::getenv("NAAP_BIN_DIR");
-    std::string bin = std::string(bin_dir ? bin_dir : "bin") + "/naap-loadtest";
+    std::string bin = std::string(NAAP_TEST_BIN_DIR) + "/naap-loadtest";
     port_file_ =
         std::filesystem::temp_directory_path() / ("naap-stress-port-" + std::to_string(::getpid()));
     std::filesystem::remove(port_file_);
