@@ -11,11 +11,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libcurl4-openssl-dev libboost-dev libssl-dev nlohmann-json3-dev libcxxopts-dev
-  libgtest-dev googletest clang-format-14 openssl curl
+  libgtest-dev googletest clang-format-14 openssl curl librdkafka-dev
   python3 python3-venv python3-pip
 )
-# Go builds the benchmark's baseline client; machines that already have a Go toolchain keep it.
+# Go builds the benchmark's baseline client, Java and Maven run the tests' Kafka broker;
+# machines that already have these toolchains keep them.
 if ! command -v go >/dev/null 2>&1; then PACKAGES+=(golang-go); fi
+if ! command -v java >/dev/null 2>&1; then PACKAGES+=(openjdk-17-jre-headless); fi
+if ! command -v mvn >/dev/null 2>&1; then PACKAGES+=(maven); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -49,5 +52,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 else
   echo "setup: interop venv up to date"
+fi
+# Apache Kafka broker for the tests: artifacts from Maven Central into tests/kafka/.libs.
+KLIBS=tests/kafka/.libs
+kstamp="$KLIBS/.pom.sha256"
+kwant="$(sha256sum tests/kafka/pom.xml | cut -d' ' -f1)"
+if [ ! -f "$kstamp" ] || [ "$(cat "$kstamp")" != "$kwant" ]; then
+  echo "setup: fetching the Kafka broker from Maven Central"
+  rm -rf "$KLIBS"
+  mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/$KLIBS"
+  echo "$kwant" > "$kstamp"
+else
+  echo "setup: Kafka broker artifacts present"
 fi
 echo "setup: done"
