@@ -16,6 +16,19 @@ Result<void> Delivery::publish(const Envelope& envelope) {
   return {};
 }
 
+Result<void> Delivery::publish_batch(const std::vector<Envelope>& envelopes) {
+  std::vector<SpoolRecord> records;
+  records.reserve(envelopes.size());
+  for (const Envelope& e : envelopes) records.push_back(SpoolRecord{e.id, e.key, serialize(e)});
+  if (auto r = spool_.append_batch(records); !r) {
+    last_error_ = r.error();
+    return r;
+  }
+  stats_.published += records.size();
+  for (const SpoolRecord& record : records) hand_over(record);
+  return {};
+}
+
 std::size_t Delivery::retry_pending() {
   std::size_t handed = 0;
   for (const SpoolRecord& record : spool_.pending()) {

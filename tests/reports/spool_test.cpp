@@ -190,6 +190,23 @@ TEST_F(SpoolTest, compaction_shrinks_the_journal_and_keeps_pending_records) {
   EXPECT_EQ(again->pending().front().id, "id-1990");
 }
 
+TEST_F(SpoolTest, a_batch_is_recorded_whole_or_not_at_all) {
+  {
+    auto s = open(options());
+    std::vector<SpoolRecord> batch;
+    for (int i = 0; i < 50; ++i) batch.push_back(record(i));
+    ASSERT_TRUE(s->append_batch(batch));
+    std::vector<SpoolRecord> with_dup = {record(100), record(101), record(100)};
+    auto r = s->append_batch(with_dup);
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().get("id"), "id-100");
+    EXPECT_EQ(s->pending_count(), 50u) << "a refused batch records nothing";
+  }
+  auto s = open(options());
+  ASSERT_EQ(s->pending_count(), 50u);
+  EXPECT_EQ(s->pending()[49].id, "id-49");
+}
+
 TEST_F(SpoolTest, duplicate_ids_and_bad_paths_are_clear_errors) {
   auto s = open(options());
   ASSERT_TRUE(s->append(record(1)));

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "naap/core/error.hpp"
 #include "naap/reports/envelope.hpp"
@@ -25,6 +26,8 @@ class Delivery {
   // the caller still holds it. A sink failure is not an error here: the record waits in the
   // spool for retry_pending().
   Result<void> publish(const Envelope& envelope);
+  // Spools several envelopes with one flush (group commit), then hands each to the sink.
+  Result<void> publish_batch(const std::vector<Envelope>& envelopes);
   // Hands every spooled record that is not already in flight to the sink (a restart's replay,
   // or a retry after failures). Returns how many were handed over.
   std::size_t retry_pending();

@@ -46,7 +46,10 @@ class Spool {
   // would pass max_bytes (logged loudly: the backlog is not draining) or the write fails
   // (disk full, I/O error); an id already pending is rejected as a duplicate.
   Result<void> append(const SpoolRecord& record);
+  // Appends several records with one write and one flush (group commit): all or none.
+  Result<void> append_batch(const std::vector<SpoolRecord>& records);
   // Marks a record delivered. Unknown ids are ignored (acked twice, or from before a compaction).
+  // The ack line is written but not flushed by itself: a crash may resend it once (by id).
   Result<void> ack(std::string_view id);
   // Rewrites the journal with the pending records only (atomic rename).
   Result<void> compact();
@@ -62,7 +65,7 @@ class Spool {
  private:
   explicit Spool(SpoolOptions options) : options_(std::move(options)) {}
   Result<void> replay();
-  Result<void> write_line(const std::string& line);
+  Result<void> write_line(const std::string& line, bool sync);
   Result<void> open_for_append();
 
   struct Entry {
