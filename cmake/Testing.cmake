@@ -1,5 +1,6 @@
-# naap_add_test(NAME <name> SOURCES <files...> LIBS <libs...> LABELS <labels...> [TIMEOUT s])
-# One function registers every test executable; labels: fast (default), slow, stress, interop.
+# naap_add_test(NAME <name> SOURCES <files...> LIBS <libs...> [LABEL l] [TIMEOUT s])
+# One function registers every test executable, with one label: fast (default), stress, kafka;
+# the interop suite is labelled interop. (gtest_discover_tests cannot carry a list of labels.)
 if(NAAP_BUILD_TESTS)
   enable_testing()
   find_package(GTest REQUIRED)
@@ -7,9 +8,9 @@ if(NAAP_BUILD_TESTS)
 endif()
 
 function(naap_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
-  if(NOT T_LABELS)
-    set(T_LABELS fast)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT;LABEL" "SOURCES;LIBS" ${ARGN})
+  if(NOT T_LABEL)
+    set(T_LABEL fast)
   endif()
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)
@@ -20,6 +21,6 @@ function(naap_add_test)
   target_compile_definitions(${T_NAME} PRIVATE NAAP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                              NAAP_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
   gtest_discover_tests(${T_NAME}
-    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}
     DISCOVERY_TIMEOUT 30)
 endfunction()
