@@ -16,6 +16,7 @@
 #include "naap/reports/envelope.hpp"
 #include "naap/reports/sink.hpp"
 #include "naap/reports/spool.hpp"
+#include "test_dir.hpp"
 
 namespace naap::reports {
 namespace {
@@ -56,14 +57,6 @@ class FaultySink final : public Sink {
 
 class DeliveryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("naap-delivery-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::unique_ptr<Spool> spool() {
     auto s = Spool::open(SpoolOptions{.path = dir_ / "spool.jsonl"});
     EXPECT_TRUE(s.has_value());
@@ -89,7 +82,8 @@ class DeliveryTest : public ::testing::Test {
     }
     return out;
   }
-  fs::path dir_;
+  test::TestDir tmp_{"naap-delivery"};
+  const fs::path& dir_ = tmp_.path();
 };
 
 TEST(ReportsEnvelope, wire_form_matches_go_livepeer) {

@@ -17,6 +17,7 @@
 #include "naap/reports/envelope.hpp"
 #include "naap/reports/kafka_sink.hpp"
 #include "naap/reports/spool.hpp"
+#include "test_dir.hpp"
 
 namespace naap::reports {
 namespace {
@@ -65,26 +66,19 @@ std::vector<std::pair<std::string, std::string>> consume_all(const std::string& 
   rd_kafka_subscribe(consumer, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   std::vector<std::pair<std::string, std::string>> out;  // key, value
+  auto poll_once = [&](int timeout_ms) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, timeout_ms);
+    if (m == nullptr) return;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out.emplace_back(std::string(static_cast<const char*>(m->key), m->key_len),
+                       std::string(static_cast<const char*>(m->payload), m->len));
+    }
+    rd_kafka_message_destroy(m);
+  };
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (out.size() < at_least && std::chrono::steady_clock::now() < deadline) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 200);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      out.emplace_back(std::string(static_cast<const char*>(m->key), m->key_len),
-                       std::string(static_cast<const char*>(m->payload), m->len));
-    }
-    rd_kafka_message_destroy(m);
-  }
+  while (out.size() < at_least && std::chrono::steady_clock::now() < deadline) poll_once(200);
   // A moment more: duplicates (at-least-once) would arrive right behind.
-  for (int i = 0; i < 5; ++i) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
-    if (m == nullptr) continue;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      out.emplace_back(std::string(static_cast<const char*>(m->key), m->key_len),
-                       std::string(static_cast<const char*>(m->payload), m->len));
-    }
-    rd_kafka_message_destroy(m);
-  }
+  for (int i = 0; i < 5; ++i) poll_once(100);
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
   return out;
@@ -93,18 +87,10 @@ std::vector<std::pair<std::string, std::string>> consume_all(const std::string& 
 class KafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("naap-kafka-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     broker_ = std::make_unique<Broker>(dir_ / "broker");
     topic_ = "naap-test-" + uuid_v4().substr(0, 8);
   }
-  void TearDown() override {
-    broker_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { broker_.reset(); }  // stops the broker before tmp_ goes
   std::unique_ptr<Spool> spool() {
     auto s = Spool::open(SpoolOptions{.path = dir_ / "spool.jsonl"});
     EXPECT_TRUE(s.has_value());
@@ -151,7 +137,8 @@ class KafkaTest : public ::testing::Test {
     std::printf("consumed %zu messages for %zu records (%zu duplicates)\n", got.size(), sent.size(),
                 got.size() - count.size());
   }
-  fs::path dir_;
+  test::TestDir tmp_{"naap-kafka"};
+  const fs::path& dir_ = tmp_.path();
   std::unique_ptr<Broker> broker_;
   std::string topic_;
 };

@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test_dir.hpp"
+
 namespace naap::reports {
 namespace {
 
@@ -18,15 +20,6 @@ namespace fs = std::filesystem;
 
 class SpoolTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("naap-spool-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   SpoolOptions options() const { return SpoolOptions{.path = dir_ / "journal.jsonl"}; }
   std::unique_ptr<Spool> open(SpoolOptions o) {
     auto s = Spool::open(std::move(o));
@@ -41,7 +34,8 @@ class SpoolTest : public ::testing::Test {
     std::ofstream(options().path, std::ios::app | std::ios::binary) << bytes;
   }
 
-  fs::path dir_;
+  test::TestDir tmp_{"naap-spool"};
+  const fs::path& dir_ = tmp_.path();
 };
 
 TEST_F(SpoolTest, replays_every_unacknowledged_record_in_order_after_reopen) {
