@@ -1,3 +1,3 @@
 module naap/gobaseline
 
-go 1.22
+go 1.19

@@ -264,8 +264,17 @@ func main() {
 	mb := float64(bytesOK) / 1e6
 	fmt.Printf("summary segments=%d completed=%d bytes=%d wall_s=%.3f cpu_s=%.3f mb_per_s=%.1f "+
 		"cpu_s_per_mb=%.5f max_rss_kib=%d\n", *segments, completed, bytesOK, wall, cpu,
-		mb/max(wall, 1e-9), cpu/max(mb, 1e-9), ru.rssKB)
+		mb/atLeast(wall, 1e-9), cpu/atLeast(mb, 1e-9), ru.rssKB)
 	if completed != *segments || failedDelete {
 		os.Exit(1)
 	}
+}
+
+// atLeast returns v, or floor when v is smaller (the builtin max needs Go 1.21; Debian 12 ships
+// Go 1.19).
+func atLeast(v, floor float64) float64 {
+	if v < floor {
+		return floor
+	}
+	return v
 }
