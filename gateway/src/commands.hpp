@@ -11,4 +11,8 @@ inline constexpr int k_exit_usage = 2;   // bad command line or configuration
 int run_selfcheck(int argc, char** argv);
 int run_trickle(int argc, char** argv);
 
+// This process's user+system CPU time, in seconds, and peak RSS, in KiB (getrusage).
+double cpu_seconds();
+long peak_rss_kib();
+
 }  // namespace naap::cli

@@ -1,8 +1,6 @@
 // `naap-loadtest selfcheck`: the transport end to end on loopback. An in-process trickle server,
 // our publisher streaming synthetic segments and our subscriber reading them back; every
 // segment's SHA-256 is compared and the throughput printed.
-#include <sys/resource.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
@@ -140,10 +138,7 @@ int run_selfcheck(int argc, char** argv) {
   pub->start();
   io.run();
   const double wall = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                     static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  const double cpu = cpu_seconds();
 
   for (const auto& [seq, sha] : sent) {
     auto it = received.find(seq);

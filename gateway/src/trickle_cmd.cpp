@@ -29,6 +29,8 @@ namespace {
 
 namespace asio = boost::asio;
 
+}  // namespace
+
 double cpu_seconds() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -41,6 +43,8 @@ long peak_rss_kib() {
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_maxrss;
 }
+
+namespace {
 
 void apply_log_level(const cxxopts::ParseResult& args) {
   log::Level level;

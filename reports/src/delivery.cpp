@@ -6,14 +6,7 @@
 namespace naap::reports {
 
 Result<void> Delivery::publish(const Envelope& envelope) {
-  SpoolRecord record{envelope.id, envelope.key, serialize(envelope)};
-  if (auto r = spool_.append(record); !r) {
-    last_error_ = r.error();
-    return r;
-  }
-  ++stats_.published;
-  hand_over(record);
-  return {};
+  return publish_batch(std::vector<Envelope>{envelope});
 }
 
 Result<void> Delivery::publish_batch(const std::vector<Envelope>& envelopes) {
