@@ -7,3 +7,10 @@ find_package(nlohmann_json 3.11 REQUIRED)
 find_package(cxxopts 3 REQUIRED)
 find_package(Threads REQUIRED)
 pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
+# Media: FFmpeg 5.1 libraries (demux/decode/encode with libx264, scaling).
+pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavcodec>=59 libavformat>=59 libavutil>=57
+                  libswscale>=6)
+# Orchestrator RPC: gRPC 1.51 and protobuf 3.21 from Debian (protoc + grpc_cpp_plugin).
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++>=1.51 protobuf>=3.21)
+find_program(NAAP_PROTOC protoc REQUIRED)
+find_program(NAAP_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)

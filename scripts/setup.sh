@@ -13,6 +13,8 @@ PACKAGES=(
   libcurl4-openssl-dev libboost-dev libssl-dev nlohmann-json3-dev libcxxopts-dev
   libgtest-dev googletest clang-format-14 openssl curl librdkafka-dev
   python3 python3-venv python3-pip
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 )
 # Go builds the benchmark's baseline client, Java and Maven run the tests' Kafka broker;
 # machines that already have these toolchains keep them.
