@@ -1,0 +1,22 @@
+// One compressed H.264 access unit with its MPEG-TS timestamps: what the demuxer emits, the
+// decoder eats, the encoder produces and the segment muxer writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace naap::media {
+
+struct EncodedFrame {
+  std::string data;       // one Annex B access unit (start codes, no length prefixes)
+  std::int64_t pts = 0;   // presentation time, 90 kHz ticks, unwrapped (may exceed 2^33)
+  std::int64_t dts = 0;   // decode time, 90 kHz ticks, unwrapped
+  bool keyframe = false;  // true when the access unit contains an IDR slice (NAL type 5)
+};
+
+// True when an Annex B buffer holds an IDR slice. Stops at the first slice NAL, since every
+// slice of one access unit is of the same kind.
+bool contains_idr(std::string_view annexb);
+
+}  // namespace naap::media
