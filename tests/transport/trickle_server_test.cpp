@@ -37,6 +37,8 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
+using naap::trickle::AppRequest;
+using naap::trickle::AppResponse;
 using naap::trickle::ServerOptions;
 using naap::trickle::ServerStats;
 using naap::trickle::TrickleServer;
@@ -193,6 +195,9 @@ class RawClient {
       bytes.remove_prefix(static_cast<std::size_t>(n));
     }
   }
+
+  // Raw bytes, for non-HTTP protocols relayed by the server (h2).
+  std::string read_bytes(std::size_t n) { return read_exact(n); }
 
   // Closes with RST: a publisher or subscriber that crashed.
   void reset() {
@@ -1096,3 +1101,135 @@ TEST(TrickleServer, leaks_nothing_when_destroyed_with_requests_in_flight_and_io_
 }
 
 }  // namespace
+
+// ---- orchestrator extensions: app routes, internal listener, gRPC (h2) on the same port -----
+
+std::string raw_request(std::string_view method, std::string_view target, std::string_view extra,
+                        std::string_view body) {
+  return std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" +
+         std::string(extra) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         std::string(body);
+}
+
+TEST(TrickleServer, hands_requests_outside_the_base_path_to_the_app_handler_whole) {
+  ServerOptions options = test_options();
+  options.max_app_body_bytes = 1024;
+  std::vector<AppRequest> seen;  // touched on the io thread only, read after stop()
+  options.app_handler = [&seen](const AppRequest& request) {
+    seen.push_back(request);
+    AppResponse response;
+    response.status = request.path() == "/live-video-to-video" ? 200 : 404;
+    response.content_type = "application/json";
+    response.headers.emplace_back("X-Echo", std::string(request.header("livepeer-segment")));
+    response.body = "{\"got\":" + std::to_string(request.body.size()) + "}";
+    return response;
+  };
+  Harness h(options);
+  h.create("job");
+
+  RawClient c(h.port());
+  c.send(raw_request("POST", "/live-video-to-video?x=1", "Livepeer-Segment: abc\r\n",
+                     std::string(700, 'p')));
+  const Response ok = c.read_response();
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(ok.get("Content-Type"), "application/json");
+  EXPECT_EQ(ok.get("X-Echo"), "abc");
+  EXPECT_EQ(ok.body, "{\"got\":700}");
+  // Keep-alive: the same connection serves the next application request and trickle requests.
+  c.send(raw_request("GET", "/nothing", "", ""));
+  EXPECT_EQ(c.read_response().status, 404);
+  c.send(request("GET", "job/next"));
+  EXPECT_EQ(c.read_response().body, "0");
+
+  // Bodies above the limit are refused before the handler runs.
+  RawClient big(h.port());
+  big.send(raw_request("POST", "/live-video-to-video", "", std::string(2000, 'x')));
+  EXPECT_EQ(big.read_response().status, 413);
+  h.stop();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].target, "/live-video-to-video?x=1");
+  EXPECT_EQ(seen[0].body, std::string(700, 'p'));
+  EXPECT_TRUE(seen[0].peer.starts_with("127.0.0.1:"));
+  EXPECT_EQ(h.stats().app_requests, 2u);
+}
+
+TEST(TrickleServer, internal_plain_listener_serves_the_same_channels_as_the_tls_port) {
+  const TlsMaterial material = make_self_signed();
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  context->use_certificate_chain(asio::buffer(material.cert_pem));
+  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
+  ServerOptions options = test_options();
+  options.tls = context;
+  Harness h(options);
+  h.create("job");
+  auto internal = h.on_io([](TrickleServer& s) { return s.listen_internal("127.0.0.1", 0); });
+  ASSERT_TRUE(internal) << internal.error().describe();
+  EXPECT_EQ(h.server().internal_base_url(),
+            "http://127.0.0.1:" + std::to_string(*internal) + "/ai/trickle/");
+
+  // Published over TLS, read in plain text on the internal port (the runner's side).
+  SSL_CTX* client = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(client, SSL_VERIFY_NONE, nullptr);
+  {
+    RawClient pub(h.port(), client);
+    pub.send(request("POST", "job/0", "", "over-tls"));
+    EXPECT_EQ(pub.read_final().status, 200);
+  }
+  SSL_CTX_free(client);
+  const Response got = get(*internal, "job/0");
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, "over-tls");
+}
+
+TEST(TrickleServer, relays_h2_connections_to_the_h2_handler_and_keeps_http1_on_the_same_port) {
+  const TlsMaterial material = make_self_signed();
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  context->use_certificate_chain(asio::buffer(material.cert_pem));
+  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
+  ServerOptions options = test_options();
+  options.tls = context;
+  // The handler echoes everything back upper-cased, on its own thread, as gRPC would serve.
+  std::vector<std::thread> echoers;
+  options.h2_handler = [&echoers](int fd) {
+    echoers.emplace_back([fd] {
+      char buffer[256];
+      for (;;) {
+        const auto n = ::read(fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        for (auto i = 0; i < n; ++i) {
+          buffer[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(buffer[i])));
+        }
+        if (::write(fd, buffer, static_cast<std::size_t>(n)) != n) break;
+      }
+      ::close(fd);
+    });
+  };
+  Harness h(options);
+  h.create("job");
+
+  SSL_CTX* h2 = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(h2, SSL_VERIFY_NONE, nullptr);
+  static const unsigned char k_h2_then_http[] = "\x02h2\x08http/1.1";
+  SSL_CTX_set_alpn_protos(h2, k_h2_then_http, sizeof k_h2_then_http - 1);
+  {
+    RawClient grpc(h.port(), h2);
+    grpc.send("preface bytes");
+    EXPECT_EQ(grpc.read_bytes(13), "PREFACE BYTES");
+  }
+  // A client offering only http/1.1 still speaks trickle on the same port.
+  SSL_CTX* http11 = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_verify(http11, SSL_VERIFY_NONE, nullptr);
+  static const unsigned char k_http_only[] = "\x08http/1.1";
+  SSL_CTX_set_alpn_protos(http11, k_http_only, sizeof k_http_only - 1);
+  {
+    RawClient trickle(h.port(), http11);
+    trickle.send(request("GET", "job/next"));
+    EXPECT_EQ(trickle.read_response().body, "0");
+  }
+  SSL_CTX_free(h2);
+  SSL_CTX_free(http11);
+  EXPECT_TRUE(wait_until([&] { return h.stats().h2_connections == 1; }));
+  h.stop();  // closes the relay; the echo thread sees EOF
+  for (auto& t : echoers) t.join();
+}

@@ -2,10 +2,15 @@
 // emulator and tests. Everything runs on one io_context thread; only the counters are atomic.
 #include "naap/transport/trickle_server.hpp"
 
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -47,6 +52,7 @@ constexpr std::int64_t k_max_seq = std::int64_t{1} << 62;       // keeps seq + 1
 constexpr auto k_linger = std::chrono::seconds(2);              // graceful close deadline
 constexpr auto k_handshake_timeout = std::chrono::seconds(10);  // TLS handshake deadline
 constexpr auto k_accept_retry = std::chrono::milliseconds(50);  // wait after a failed accept
+constexpr std::size_t k_bridge_bytes = 64 * 1024;               // one h2 relay read
 constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
 constexpr std::string_view k_last_chunk = "0\r\n\r\n";
 
@@ -61,6 +67,8 @@ struct Counters {
   std::atomic<std::uint64_t> connections_accepted{0};  // TCP connections accepted
   std::atomic<std::uint64_t> connections_open{0};      // sockets not yet closed (gauge)
   std::atomic<std::uint64_t> segments_alive{0};        // Segment objects alive (gauge)
+  std::atomic<std::uint64_t> app_requests{0};          // requests given to the app handler
+  std::atomic<std::uint64_t> h2_connections{0};        // connections given to the h2 handler
 };
 
 // Something waiting for a segment to grow or close. Notified once per registration.
@@ -295,8 +303,34 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
       : io(io_context),
         options(std::move(opts)),
         acceptor(io_context),
-        sweep_timer(io_context),
-        accept_retry_timer(io_context) {}
+        internal_acceptor(io_context),
+        sweep_timer(io_context) {
+    if (options.tls && options.h2_handler) {
+      SSL_CTX_set_alpn_select_cb(options.tls->native_handle(), &ServerCore::select_alpn, nullptr);
+    }
+  }
+
+  // Prefers h2 (gRPC) over http/1.1; a client offering neither gets no ALPN answer.
+  static int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len,
+                         const unsigned char* in, unsigned int in_len, void*) {
+    const unsigned char* http11 = nullptr;
+    for (unsigned int i = 0; i < in_len;) {
+      const unsigned int len = in[i];
+      if (i + 1 + len > in_len) break;
+      const std::string_view proto(reinterpret_cast<const char*>(in + i + 1), len);
+      if (proto == "h2") {
+        *out = in + i + 1;
+        *out_len = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      if (proto == "http/1.1") http11 = in + i + 1;
+      i += 1 + len;
+    }
+    if (!http11) return SSL_TLSEXT_ERR_NOACK;
+    *out = http11;
+    *out_len = 8;
+    return SSL_TLSEXT_ERR_OK;
+  }
   virtual ~ServerCore() = default;
   ServerCore(const ServerCore&) = delete;
   ServerCore& operator=(const ServerCore&) = delete;
@@ -305,14 +339,15 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
   ServerOptions options;                                              // as given at construction
   std::shared_ptr<Counters> counters = std::make_shared<Counters>();  // stats()
   tcp::acceptor acceptor;                                             // listening socket
-  asio::steady_timer sweep_timer;                                     // idle channel sweep
+  tcp::acceptor internal_acceptor;  // plain-HTTP listener for the runner hop (optional)
+  std::uint16_t internal_port = 0;  // its port once listening
+  asio::steady_timer sweep_timer;   // idle channel sweep
   std::map<std::string, std::shared_ptr<Channel>, std::less<>> channels;  // open channels
   std::vector<std::weak_ptr<ConnectionBase>> connections;                 // for stop()
-  asio::steady_timer accept_retry_timer;  // back-off after a failed accept
-  std::size_t prune_at = 64;              // connections size that triggers a prune
-  std::uint16_t bound_port = 0;           // port after listen()
-  bool listening = false;                 // listen() succeeded
-  bool stopped = false;                   // stop() ran
+  std::size_t prune_at = 64;     // connections size that triggers a prune
+  std::uint16_t bound_port = 0;  // port after listen()
+  bool listening = false;        // listen() succeeded
+  bool stopped = false;          // stop() ran
 
   std::shared_ptr<Channel> find_channel(std::string_view name) const {
     auto it = channels.find(name);
@@ -358,7 +393,7 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     return slot;
   }
 
-  void accept_next();
+  void accept_next(tcp::acceptor& from, bool tls);
   void schedule_sweep() {
     if (options.sweep_interval.count() <= 0 || stopped) return;
     sweep_timer.expires_after(options.sweep_interval);
@@ -392,8 +427,8 @@ class ServerCore : public std::enable_shared_from_this<ServerCore> {
     stopped = true;
     error_code ec;
     acceptor.close(ec);
+    internal_acceptor.close(ec);
     sweep_timer.cancel();
-    accept_retry_timer.cancel();
     auto live = std::move(connections);
     connections.clear();
     for (auto& weak : live) {
@@ -439,6 +474,10 @@ class Connection final : public ConnectionBase {
                                   self->abort();
                                   return;
                                 }
+                                if (self->negotiated_h2()) {
+                                  self->start_bridge();
+                                  return;
+                                }
                                 self->start_read_header();
                               });
     } else {
@@ -456,6 +495,7 @@ class Connection final : public ConnectionBase {
     error_code ec;
     raw().shutdown(tcp::socket::shutdown_both, ec);
     raw().close(ec);
+    if (bridge_) bridge_->close(ec);
     core_->counters->connections_open.fetch_sub(1, std::memory_order_relaxed);
   }
 
@@ -464,7 +504,7 @@ class Connection final : public ConnectionBase {
   }
 
  private:
-  enum class Mode { idle, get, post };
+  enum class Mode { idle, get, post, app };
   // What to do once a queued write has gone out.
   enum class After { nothing, next_request, close };
   struct Out {
@@ -550,7 +590,11 @@ class Connection final : public ConnectionBase {
 
     auto route = parse_target(to_std(req.target()), options().base_path);
     if (!route) {
-      respond(404, "404 page not found\n");
+      if (options().app_handler) {
+        handle_app();
+      } else {
+        respond(404, "404 page not found\n");
+      }
       return;
     }
     switch (req.method()) {
@@ -730,6 +774,165 @@ class Connection final : public ConnectionBase {
     } else {
       read_body();
     }
+  }
+
+  // ---- application routes (outside the trickle base path) ---------------------------------
+
+  void handle_app() {
+    const auto length = parser_->content_length();
+    if (length.value_or(0) > options().max_app_body_bytes) {
+      keep_alive_ = false;
+      respond(413, "Request body too large\n");
+      return;
+    }
+    mode_ = Mode::app;
+    app_body_.clear();
+    if (parser_->is_done()) {
+      finish_app();
+    } else {
+      read_app_body();
+    }
+  }
+
+  void read_app_body() {
+    if (scratch_.empty()) scratch_.resize(k_read_chunk_bytes);
+    auto& body = parser_->get().body();
+    body.data = scratch_.data();
+    body.size = scratch_.size();
+    read_pending_ = true;
+    http::async_read_some(
+        stream_, buffer_, *parser_,
+        [self = shared_this()](error_code ec, std::size_t) { self->on_app_body(ec); });
+  }
+
+  void on_app_body(error_code ec) {
+    read_pending_ = false;
+    if (closing_) {
+      continue_close();
+      return;
+    }
+    if (ec == http::error::need_buffer) ec = {};
+    const std::size_t got = scratch_.size() - parser_->get().body().size;
+    if (ec) {
+      abort();  // the client went away mid-body: nobody to answer
+      return;
+    }
+    if (app_body_.size() + got > options().max_app_body_bytes) {
+      keep_alive_ = false;
+      respond(413, "Request body too large\n");
+      return;
+    }
+    app_body_.append(scratch_.data(), got);
+    if (parser_->is_done()) {
+      finish_app();
+    } else {
+      read_app_body();
+    }
+  }
+
+  void finish_app() {
+    const auto& req = parser_->get();
+    AppRequest request;
+    request.method = std::string(to_std(req.method_string()));
+    request.target = std::string(to_std(req.target()));
+    for (const auto& field : req) {
+      request.headers.emplace_back(std::string(to_std(field.name_string())),
+                                   std::string(to_std(field.value())));
+    }
+    request.body = std::move(app_body_);
+    app_body_.clear();
+    error_code ec;
+    const auto peer = raw().remote_endpoint(ec);
+    if (!ec) request.peer = peer.address().to_string() + ":" + std::to_string(peer.port());
+    counters().app_requests.fetch_add(1, std::memory_order_relaxed);
+    AppResponse response;
+    try {
+      response = options().app_handler(request);
+    } catch (const std::exception& e) {
+      log::error("app_handler_failed", {{"target", request.target}, {"error", e.what()}});
+      response = AppResponse{500, "text/plain; charset=utf-8", {}, "Internal Server Error\n"};
+    }
+    std::vector<std::pair<std::string, std::string>> owned = std::move(response.headers);
+    owned.emplace(owned.begin(), "Content-Type", response.content_type);
+    Fields fields;
+    for (const auto& [name, value] : owned) fields.emplace_back(name, value);
+    respond_fields(response.status, fields, response.body);
+  }
+
+  // ---- h2 bridge (gRPC on the same TLS port) ------------------------------------------------
+
+  bool negotiated_h2() {
+    if constexpr (k_tls) {
+      if (!options().h2_handler) return false;
+      const unsigned char* proto = nullptr;
+      unsigned int len = 0;
+      SSL_get0_alpn_selected(stream_.native_handle(), &proto, &len);
+      return len == 2 && proto[0] == 'h' && proto[1] == '2';
+    } else {
+      return false;
+    }
+  }
+
+  // Relays decrypted bytes between the TLS stream and one end of a socket pair whose other end
+  // belongs to the h2 handler (gRPC). Either side ending closes both.
+  void start_bridge() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      log::warn("h2_bridge_failed", {{"error", std::strerror(errno)}});
+      abort();
+      return;
+    }
+    error_code ec;
+    bridge_.emplace(core_->io);
+    bridge_->assign(asio::local::stream_protocol(), fds[1], ec);
+    if (ec) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      abort();
+      return;
+    }
+    counters().h2_connections.fetch_add(1, std::memory_order_relaxed);
+    options().h2_handler(fds[0]);
+    bridge_up_.resize(k_bridge_bytes);
+    bridge_down_.resize(k_bridge_bytes);
+    bridge_read_client();
+    bridge_read_handler();
+  }
+
+  void bridge_read_client() {
+    stream_.async_read_some(asio::buffer(bridge_up_),
+                            [self = shared_this()](error_code ec, std::size_t n) {
+                              if (ec || self->closed_) {
+                                self->abort();
+                                return;
+                              }
+                              asio::async_write(*self->bridge_, asio::buffer(self->bridge_up_, n),
+                                                [self](error_code wec, std::size_t) {
+                                                  if (wec || self->closed_) {
+                                                    self->abort();
+                                                    return;
+                                                  }
+                                                  self->bridge_read_client();
+                                                });
+                            });
+  }
+
+  void bridge_read_handler() {
+    bridge_->async_read_some(asio::buffer(bridge_down_),
+                             [self = shared_this()](error_code ec, std::size_t n) {
+                               if (ec || self->closed_) {
+                                 self->abort();
+                                 return;
+                               }
+                               asio::async_write(self->stream_, asio::buffer(self->bridge_down_, n),
+                                                 [self](error_code wec, std::size_t) {
+                                                   if (wec || self->closed_) {
+                                                     self->abort();
+                                                     return;
+                                                   }
+                                                   self->bridge_read_handler();
+                                                 });
+                             });
   }
 
   // ---- POST body --------------------------------------------------------------------------
@@ -1069,6 +1272,10 @@ class Connection final : public ConnectionBase {
   beast::flat_buffer buffer_;           // bytes read but not yet parsed
   std::optional<http::request_parser<http::buffer_body>> parser_;  // current request
   std::vector<char> scratch_;  // POST body reads, allocated on first POST
+  std::string app_body_;       // body of an application request being read
+  std::optional<asio::local::stream_protocol::socket> bridge_;  // h2 relay to the handler
+  std::vector<char> bridge_up_;                                 // client → handler relay buffer
+  std::vector<char> bridge_down_;                               // handler → client relay buffer
   std::deque<Out> out_;        // queued writes, one in flight at a time
   std::string head_;           // response header that goes out with a GET's first chunk
   Mode mode_ = Mode::idle;     // what the current request is doing
@@ -1090,16 +1297,17 @@ class Connection final : public ConnectionBase {
   std::uint64_t post_bytes_ = 0;  // body bytes received, in bytes
 };
 
-void ServerCore::accept_next() {
-  acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+void ServerCore::accept_next(tcp::acceptor& from, bool tls) {
+  from.async_accept([self = shared_from_this(), &from, tls](error_code ec, tcp::socket socket) {
     if (self->stopped) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       // Out of descriptors and similar: retry a little later instead of spinning.
       log::warn("trickle_accept_failed", {{"error", ec.message()}});
-      self->accept_retry_timer.expires_after(k_accept_retry);
-      self->accept_retry_timer.async_wait([self](error_code wait_ec) {
-        if (!wait_ec && !self->stopped) self->accept_next();
+      // One timer per retry: both listeners may be backing off at the same time.
+      auto timer = std::make_shared<asio::steady_timer>(self->io, k_accept_retry);
+      timer->async_wait([self, timer, &from, tls](error_code wait_ec) {
+        if (!wait_ec && !self->stopped) self->accept_next(from, tls);
       });
       return;
     }
@@ -1107,7 +1315,7 @@ void ServerCore::accept_next() {
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     std::shared_ptr<ConnectionBase> connection;
-    if (self->options.tls) {
+    if (tls) {
       connection.reset(new Connection<TlsStream>(self, std::move(socket), *self->options.tls));
     } else {
       connection.reset(new Connection<tcp::socket>(self, std::move(socket)));
@@ -1119,7 +1327,7 @@ void ServerCore::accept_next() {
     }
     self->connections.push_back(connection);
     connection->start();
-    self->accept_next();
+    self->accept_next(from, tls);
   });
 }
 
@@ -1136,11 +1344,10 @@ TrickleServer::~TrickleServer() {
   impl_->stop();
 }
 
-Result<std::uint16_t> TrickleServer::listen(const std::string& address, std::uint16_t port) {
-  if (impl_->stopped || impl_->listening) {
-    return fail(Error(ErrorCategory::internal, "trickle server already listening or stopped")
-                    .with("address", address));
-  }
+namespace {
+
+Result<std::uint16_t> bind_acceptor(tcp::acceptor& acceptor, const std::string& address,
+                                    std::uint16_t port) {
   error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) {
@@ -1148,7 +1355,6 @@ Result<std::uint16_t> TrickleServer::listen(const std::string& address, std::uin
                     .with("address", address));
   }
   const tcp::endpoint endpoint(ip, port);
-  auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
@@ -1160,14 +1366,47 @@ Result<std::uint16_t> TrickleServer::listen(const std::string& address, std::uin
                     .with("address", address)
                     .with("port", std::to_string(port)));
   }
-  impl_->bound_port = acceptor.local_endpoint(ec).port();
+  const auto bound = acceptor.local_endpoint(ec).port();
+  return bound;
+}
+
+}  // namespace
+
+Result<std::uint16_t> TrickleServer::listen(const std::string& address, std::uint16_t port) {
+  if (impl_->stopped || impl_->listening) {
+    return fail(Error(ErrorCategory::internal, "trickle server already listening or stopped")
+                    .with("address", address));
+  }
+  auto& acceptor = impl_->acceptor;
+  auto bound = bind_acceptor(acceptor, address, port);
+  if (!bound) return bound;
+  impl_->bound_port = *bound;
   impl_->listening = true;
-  impl_->accept_next();
+  impl_->accept_next(acceptor, bool(impl_->options.tls));
   impl_->schedule_sweep();
   log::debug(
       "trickle_server_listening",
       {{"address", address}, {"port", impl_->bound_port}, {"tls", bool(impl_->options.tls)}});
   return impl_->bound_port;
+}
+
+Result<std::uint16_t> TrickleServer::listen_internal(const std::string& address,
+                                                     std::uint16_t port) {
+  if (impl_->stopped || !impl_->listening || impl_->internal_port != 0) {
+    return fail(Error(ErrorCategory::internal,
+                      "internal listener needs a listening server and can start once")
+                    .with("address", address));
+  }
+  auto bound = bind_acceptor(impl_->internal_acceptor, address, port);
+  if (!bound) return bound;
+  impl_->internal_port = *bound;
+  impl_->accept_next(impl_->internal_acceptor, false);
+  return impl_->internal_port;
+}
+
+std::string TrickleServer::internal_base_url() const {
+  if (impl_->internal_port == 0) return {};
+  return "http://127.0.0.1:" + std::to_string(impl_->internal_port) + impl_->options.base_path;
 }
 
 void TrickleServer::stop() {
@@ -1200,6 +1439,22 @@ std::string TrickleServer::base_url() const {
          "://127.0.0.1:" + std::to_string(impl_->bound_port) + impl_->options.base_path;
 }
 
+std::string_view AppRequest::header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (beast::iequals(beast::string_view(key.data(), key.size()),
+                       beast::string_view(name.data(), name.size()))) {
+      return value;
+    }
+  }
+  return {};
+}
+
+std::string_view AppRequest::path() const {
+  std::string_view p = target;
+  if (auto q = p.find('?'); q != std::string_view::npos) p = p.substr(0, q);
+  return p;
+}
+
 ServerStats TrickleServer::stats() const {
   const Counters& c = *impl_->counters;
   constexpr auto relaxed = std::memory_order_relaxed;
@@ -1213,6 +1468,8 @@ ServerStats TrickleServer::stats() const {
   s.connections_accepted = c.connections_accepted.load(relaxed);
   s.connections_open = c.connections_open.load(relaxed);
   s.segments_alive = c.segments_alive.load(relaxed);
+  s.app_requests = c.app_requests.load(relaxed);
+  s.h2_connections = c.h2_connections.load(relaxed);
   return s;
 }
 

@@ -13,13 +13,39 @@
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "naap/core/error.hpp"
 
 namespace naap::trickle {
+
+// A request outside the trickle base path (an orchestrator's /live-video-to-video, /payment,
+// debug routes), read whole and handed to ServerOptions::app_handler on the io thread.
+struct AppRequest {
+  std::string method;                                        // "GET", "POST", ...
+  std::string target;                                        // path and query as sent
+  std::vector<std::pair<std::string, std::string>> headers;  // in arrival order
+  std::string body;                                          // whole request body
+  std::string peer;                                          // remote "ip:port"
+  // The first header with this name (case-insensitive), or empty.
+  std::string_view header(std::string_view name) const;
+  // The path without the query string.
+  std::string_view path() const;
+};
+
+struct AppResponse {
+  unsigned status = 200;                                     // HTTP status code
+  std::string content_type = "text/plain; charset=utf-8";    // Content-Type of body
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
+  std::string body;                                          // whole response body
+};
+
+using AppHandler = std::function<AppResponse(const AppRequest&)>;
 
 struct ServerOptions {
   std::string base_path = "/ai/trickle/";  // must start and end with '/'
@@ -34,6 +60,14 @@ struct ServerOptions {
   bool support_reset = true;        // Lp-Trickle-Reset on POST
   // TLS: when set, the listener speaks HTTPS with this context.
   std::shared_ptr<boost::asio::ssl::context> tls;
+  // Requests outside base_path go here (404 when unset). Bodies over max_app_body_bytes get 413.
+  AppHandler app_handler;
+  std::size_t max_app_body_bytes = 1 << 20;  // bytes
+  // TLS connections that negotiate ALPN "h2" (gRPC clients) are decrypted and handed to this
+  // callback as one end of a connected plaintext socket pair; the server relays the bytes. The
+  // callback owns the descriptor. When set, the TLS context offers h2 and http/1.1 by ALPN,
+  // which puts gRPC and HTTP/1.1 on one port as on a real orchestrator.
+  std::function<void(int fd)> h2_handler;
 };
 
 // Counters for tests and the ops endpoint. Values are totals since start unless marked gauge.
@@ -47,6 +81,8 @@ struct ServerStats {
   std::uint64_t connections_accepted = 0;  // TCP connections accepted
   std::uint64_t connections_open = 0;      // connections currently open (gauge, not a total)
   std::uint64_t segments_alive = 0;        // segments still in memory (gauge: ring + readers)
+  std::uint64_t app_requests = 0;          // requests handed to the app handler
+  std::uint64_t h2_connections = 0;        // TLS connections handed to the h2 handler
 };
 
 class TrickleServer {
@@ -60,6 +96,11 @@ class TrickleServer {
 
   // Binds and starts accepting. port 0 picks an ephemeral port; returns the bound port.
   Result<std::uint16_t> listen(const std::string& address, std::uint16_t port);
+  // A second, plain-HTTP listener on the same channels (the orchestrator-to-runner hop, which
+  // is plain HTTP inside a real orchestrator's host). Call after listen().
+  Result<std::uint16_t> listen_internal(const std::string& address, std::uint16_t port);
+  // "http://127.0.0.1:PORT/ai/trickle/" of the internal listener (empty before it listens).
+  std::string internal_base_url() const;
   // Stops accepting and closes every connection; channels are dropped.
   void stop();
 
