@@ -16,6 +16,8 @@ Usage: naap-loadtest <command> [options]
 Commands:
   selfcheck          publish and read back segments through an in-process trickle server,
                      verify every SHA-256 and print throughput (the transport self-check)
+  emulate            serve an emulated orchestrator + runner (gRPC, HTTPS, trickle) with
+                     fault injection and ground truth: the peer for tests and first runs
   trickle serve      run a trickle server (go-livepeer semantics) on loopback
   trickle publish    publish synthetic segments to a trickle channel
   trickle subscribe  read a trickle channel and print each segment's size and SHA-256
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
     return naap::cli::k_exit_ok;
   }
   if (cmd == "selfcheck") return naap::cli::run_selfcheck(argc - 1, argv + 1);
+  if (cmd == "emulate") return naap::cli::run_emulate(argc - 1, argv + 1);
   if (cmd == "trickle") return naap::cli::run_trickle(argc - 1, argv + 1);
   std::fprintf(stderr, "naap-loadtest: unknown command '%s'\n\n%s", argv[1], k_usage);
   return naap::cli::k_exit_usage;

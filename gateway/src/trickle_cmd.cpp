@@ -44,18 +44,15 @@ long peak_rss_kib() {
   return ru.ru_maxrss;
 }
 
-namespace {
-
-void apply_log_level(const cxxopts::ParseResult& args) {
+static void apply_log_level(const cxxopts::ParseResult& args) {
   log::Level level;
   if (args.count("log-level") && log::parse_level(args["log-level"].as<std::string>(), level)) {
     log::set_level(level);
   }
 }
 
-// Parses argv; prints help or a usage error. Returns nullopt when the caller should exit.
-std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, char** argv,
-                                          int& exit_code) {
+std::optional<cxxopts::ParseResult> parse_args(cxxopts::Options& options, int argc, char** argv,
+                                               int& exit_code) {
   options.add_options()("h,help", "show this help")(
       "log-level", "debug|info|warn|error|off",
       cxxopts::value<std::string>()->default_value("info"));
@@ -75,6 +72,8 @@ std::optional<cxxopts::ParseResult> parse(cxxopts::Options& options, int argc, c
     return std::nullopt;
   }
 }
+
+namespace {
 
 // Payload of segment `seq`: the same bytes whoever generates them.
 std::uint64_t segment_seed(std::uint64_t run_seed, std::int64_t seq) {
@@ -99,7 +98,7 @@ int serve(int argc, char** argv) {
       "tls-cert", "PEM certificate (enables HTTPS)", cxxopts::value<std::string>())(
       "tls-key", "PEM private key", cxxopts::value<std::string>());
   int code = k_exit_ok;
-  auto args = parse(options, argc, argv, code);
+  auto args = parse_args(options, argc, argv, code);
   if (!args) return code;
 
   std::string listen = (*args)["listen"].as<std::string>();
@@ -196,7 +195,7 @@ int publish(int argc, char** argv) {
       "timeout-s", "give up after this long", cxxopts::value<int>()->default_value("120"));
   options.parse_positional({"url"});
   int code = k_exit_ok;
-  auto args = parse(options, argc, argv, code);
+  auto args = parse_args(options, argc, argv, code);
   if (!args) return code;
   if (!args->count("url")) {
     std::fprintf(stderr, "trickle publish: a channel URL is required\n");
@@ -349,7 +348,7 @@ int subscribe(int argc, char** argv) {
                                      cxxopts::value<int>()->default_value("120"));
   options.parse_positional({"url"});
   int code = k_exit_ok;
-  auto args = parse(options, argc, argv, code);
+  auto args = parse_args(options, argc, argv, code);
   if (!args) return code;
   if (!args->count("url")) {
     std::fprintf(stderr, "trickle subscribe: a channel URL is required\n");
