@@ -12,13 +12,13 @@
 namespace naap::cli {
 namespace {
 
-// "id[,capacity=N][,warm=BOOL][,price=WEI][,pixels=N]"
+// "id[:capacity=N][:warm=BOOL][:price=WEI][:pixels=N]" (cxxopts splits list values on commas)
 Result<emulator::ModelOffer> parse_model(const std::string& spec) {
   emulator::ModelOffer model;
   std::size_t start = 0;
   bool first = true;
   while (start <= spec.size()) {
-    const auto comma = spec.find(',', start);
+    const auto comma = spec.find(':', start);
     const std::string part =
         spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
@@ -32,7 +32,9 @@ Result<emulator::ModelOffer> parse_model(const std::string& spec) {
     const std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
     try {
       if (key == "capacity") {
-        model.capacity = static_cast<std::uint32_t>(std::stoul(value));
+        const long n = std::stol(value);
+        if (n < 0) throw std::out_of_range("negative");
+        model.capacity = static_cast<std::uint32_t>(n);
       } else if (key == "warm") {
         model.warm = value != "false" && value != "0";
       } else if (key == "price") {
@@ -69,7 +71,7 @@ int run_emulate(int argc, char** argv) {
       "cert", "PEM certificate (default: self-signed, generated at start)",
       cxxopts::value<std::string>()->default_value(""))(
       "key", "PEM private key for --cert", cxxopts::value<std::string>()->default_value(""))(
-      "model", "offered model: ID[,capacity=N][,warm=false][,price=WEI][,pixels=N] (repeatable)",
+      "model", "offered model: ID[:capacity=N][:warm=false][:price=WEI][:pixels=N] (repeatable)",
       cxxopts::value<std::vector<std::string>>())("gpu", "advertised GPU name (repeatable)",
                                                   cxxopts::value<std::vector<std::string>>())(
       "fault", "fault for every stream, KEY=VALUE (repeatable; docs/emulator.md)",

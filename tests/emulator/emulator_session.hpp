@@ -159,29 +159,40 @@ class Session : public std::enable_shared_from_this<Session> {
   // Opens output/events readers and the control writer, then publishes `clip` paced by PTS.
   void run(const media::SegmentedClip& input) {
     started = Clock::now();
-    auto self = shared_from_this();
+    // Callbacks hold the session weakly: the clients they belong to are owned by the session.
+    std::weak_ptr<Session> weak = weak_from_this();
     trickle::SubscriberOptions sub;
     sub.start_seq = 0;
     trickle::SubscriberCallbacks out;
-    out.on_data = [self](std::int64_t, std::string_view bytes) {
+    out.on_data = [weak](std::int64_t, std::string_view bytes) {
+      auto self = weak.lock();
+      if (!self) return;
       self->output_bytes += bytes.size();
       self->demuxer_.push(bytes);
     };
-    out.on_segment_end = [self](const trickle::SegmentEnd& end) {
+    out.on_segment_end = [weak](const trickle::SegmentEnd& end) {
+      auto self = weak.lock();
+      if (!self) return;
       if (end.bytes > 0) ++self->output_segments;
       self->demuxer_.flush();
     };
-    out.on_end = [self](trickle::SubscriberEnd end, const std::optional<Error>&) {
+    out.on_end = [weak](trickle::SubscriberEnd end, const std::optional<Error>&) {
+      auto self = weak.lock();
+      if (!self) return;
       self->output_end = end;
       self->output_end_at = Clock::now();
     };
     output_ = *trickle::TrickleSubscriber::create(engine_, urls["subscribe_url"], sub, out);
     output_->start();
     trickle::EventsCallbacks ev;
-    ev.on_event = [self](const trickle::ChannelEvent& e) {
+    ev.on_event = [weak](const trickle::ChannelEvent& e) {
+      auto self = weak.lock();
+      if (!self) return;
       self->events.push_back(SeenEvent{e, Clock::now()});
     };
-    ev.on_end = [self](trickle::SubscriberEnd end, const std::optional<Error>&) {
+    ev.on_end = [weak](trickle::SubscriberEnd end, const std::optional<Error>&) {
+      auto self = weak.lock();
+      if (!self) return;
       self->events_end = end;
     };
     events_ = *trickle::EventsReader::create(engine_, urls["events_url"], sub, ev);
@@ -189,7 +200,9 @@ class Session : public std::enable_shared_from_this<Session> {
     control_ = *trickle::ControlWriter::create(engine_, urls["control_url"], {});
     control_->start();
     trickle::PublisherCallbacks pub;
-    pub.on_end = [self](trickle::PublisherEnd end, const std::optional<Error>&) {
+    pub.on_end = [weak](trickle::PublisherEnd end, const std::optional<Error>&) {
+      auto self = weak.lock();
+      if (!self) return;
       self->publisher_end = end;
     };
     publisher_ = *trickle::TricklePublisher::create(engine_, urls["publish_url"], {}, pub);
@@ -224,6 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
     timer_.reset();
   }
 
+  bool decode_output = true;                           // false: demux only (benchmarks)
   json urls;                                           // start response
   std::vector<OutFrame> frames;                        // decoded output frames
   std::map<std::int64_t, Clock::time_point> sent_at;   // input PTS -> when its bytes went out
@@ -273,6 +287,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_frame(media::EncodedFrame&& f) {
+    if (!decode_output) {
+      frames.push_back(OutFrame{f.pts, media::FrameClass::real, std::nullopt, Clock::now()});
+      return;
+    }
     if (!decoder_) decoder_ = std::move(*media::H264Decoder::create());
     const auto now = Clock::now();
     auto r = decoder_->decode(f, [&](AVFrame& picture) {
