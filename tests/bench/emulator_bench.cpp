@@ -1,7 +1,7 @@
 // Emulator capacity benchmark: how many concurrent 512x512 @ 24 fps streams one emulator process
 // sustains on this machine, with full decode + tint + encode and in passthrough mode.
 // Every stream is driven by our trickle client in the same process (input pre-encoded once and
-// paced by PTS, output demuxed only). A stream is "sustained" when it gets >= 23.5 output fps and
+// paced by PTS, output demuxed only; starts spread over 2 s). A stream is "sustained" when it gets >= 23.5 output fps and
 // its frames leave the runner within 100 ms (p99) of arriving. Ratios are against the 1-stream
 // run measured first in the same process. Usage: emulator_bench [seconds] [counts...]
 // [--passthrough counts...]
@@ -37,6 +37,10 @@ Row run(Loop& loop, int streams, double seconds, bool passthrough) {
   options.port = 0;
   options.load_time_s = 0;
   options.workers = 0;  // one per core
+  emulator::ModelOffer noop;
+  noop.model_id = "noop";
+  noop.capacity = 1000;  // capacity is not what is measured here
+  options.models = {noop};
   if (passthrough) (void)options.faults.defaults.set("passthrough", "true");
   std::unique_ptr<emulator::Emulator> emu;
   std::unique_ptr<http::Engine> engine;
@@ -75,11 +79,17 @@ Row run(Loop& loop, int streams, double seconds, bool passthrough) {
     }
     sessions.push_back(s);
   }
+  // Streams start spread over one output GOP (2 s), as independent sessions would: starting them
+  // in the same millisecond would align every stream's IDR frames into one burst.
   const double cpu0 = cpu_seconds();
-  loop.on_io([&] {
-    for (auto& s : sessions) s->run(input);
-    return 0;
-  });
+  const auto stagger = std::chrono::duration<double>(2.0 / streams);
+  for (auto& s : sessions) {
+    loop.on_io([&] {
+      s->run(input);
+      return 0;
+    });
+    std::this_thread::sleep_for(stagger);
+  }
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds + 1.0));
   const double cpu = cpu_seconds() - cpu0;
   Row row;
