@@ -427,16 +427,16 @@ void RunnerStream::start() {
     }
   }
 
+  auto open_publisher = [&](const std::string& url, const char* mime) {
+    trickle::PublisherOptions options;
+    options.content_type = mime;
+    auto created = trickle::TricklePublisher::create(engine_, url, options, {});
+    if (!created) return std::shared_ptr<trickle::TricklePublisher>();
+    (*created)->start();
+    return *created;
+  };
   // Events first: runner_receive_stream_request is the events channel's seq 0.
-  trickle::PublisherOptions json_options;
-  json_options.content_type = "application/json";
-  trickle::PublisherCallbacks event_callbacks;
-  auto events =
-      trickle::TricklePublisher::create(engine_, base + "-events", json_options, event_callbacks);
-  if (events) {
-    events_ = *events;
-    events_->start();
-  }
+  events_ = open_publisher(base + "-events", "application/json");
   publish_event(stream_trace_event("runner_receive_stream_request", wall_ms()));
 
   status_.stream_started(now(), nlohmann::ordered_json(setup_.params));
@@ -449,16 +449,8 @@ void RunnerStream::start() {
     codec_->loading = false;
   }
 
-  trickle::PublisherOptions out_options;
-  out_options.content_type = "video/mp2t";
   // The output ending early (channel closed) is noticed on the input side, which ends too.
-  trickle::PublisherCallbacks out_callbacks;
-  auto output =
-      trickle::TricklePublisher::create(engine_, base + "-out", out_options, out_callbacks);
-  if (output) {
-    output_ = *output;
-    output_->start();
-  }
+  output_ = open_publisher(base + "-out", "video/mp2t");
 
   trickle::SubscriberOptions in_options;
   in_options.start_seq = trickle::k_seq_current;

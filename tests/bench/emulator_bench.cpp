@@ -1,9 +1,10 @@
 // Emulator capacity benchmark: how many concurrent 512x512 @ 24 fps streams one emulator process
 // sustains on this machine, with full decode + tint + encode and in passthrough mode.
 // Every stream is driven by our trickle client in the same process (input pre-encoded once and
-// paced by PTS, output demuxed only; starts spread over 2 s). A stream is "sustained" when it gets >= 23.5 output fps and
-// its frames leave the runner within 100 ms (p99) of arriving. Ratios are against the 1-stream
-// run measured first in the same process. Usage: emulator_bench [seconds] [counts...]
+// paced by PTS, output demuxed only; starts spread over 2 s). A stream is "sustained" when it gets
+// >= 23.5 output fps and its frames leave the runner within 100 ms (p99) of arriving. Ratios are
+// against the 1-stream run measured first in the same process. Usage: emulator_bench [seconds]
+// [counts...]
 // [--passthrough counts...]
 #include <sys/resource.h>
 

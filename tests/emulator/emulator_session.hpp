@@ -223,6 +223,16 @@ class Session : public std::enable_shared_from_this<Session> {
       writer->finish();
     }
   }
+  // Publishes one segment of raw bytes now (garbage tests), before the clip starts.
+  void publish_raw(const std::string& bytes) {
+    auto writer = publisher_->next_segment();
+    if (writer) {
+      writer->write(bytes);
+      writer->finish();
+    }
+  }
+  // Stops sending input without telling anyone (a gateway that vanished).
+  void vanish() { stopped_ = true; }
   // Stops publishing and DELETEs the input channel (the gateway's stop).
   void stop_input() {
     stopped_ = true;

@@ -367,6 +367,48 @@ TEST_F(EmulatorTest, bad_control_messages_are_counted_and_the_stream_goes_on) {
   EXPECT_GT(on_io([&] { return s->frames.size(); }), 60u);
 }
 
+TEST_F(EmulatorTest, garbage_input_segments_are_skipped_and_the_stream_recovers) {
+  EmulatorOptions options;
+  options.load_time_s = 0;
+  start(options);
+  auto s = session();
+  ASSERT_EQ(start_job(s, start_body("noop")).status, 200);
+  on_io([&] {
+    s->run(clip(24, 3.0));
+    return 0;
+  });
+  // The session's publisher is on seq 0 by now; a garbage segment goes in ahead of the clip's
+  // next one, as a broken encoder would send it.
+  std::string garbage(50'000, '\0');
+  for (std::size_t i = 0; i < garbage.size(); ++i)
+    garbage[i] = static_cast<char>((i * 7919) & 0xff);
+  ASSERT_TRUE(wait_for([&] { return s->frames.size() > 5; }, 10s));
+  on_io([&] {
+    s->publish_raw(garbage);
+    return 0;
+  });
+  ASSERT_TRUE(wait_for([&] { return s->input_done; }, 10s));
+  std::this_thread::sleep_for(700ms);
+  EXPECT_GT(on_io([&] { return s->frames.size(); }), 40u);
+  EXPECT_FALSE(truth(s)["ended_us"].is_number());  // still running
+}
+
+TEST_F(EmulatorTest, stops_a_stream_whose_gateway_vanished_after_the_no_input_timeout) {
+  EmulatorOptions options;
+  options.load_time_s = 0;
+  options.no_input_stop_s = 2;  // 60 s on a real runner
+  start(options);
+  auto s = stream(start_body("noop"), clip(24, 10.0));
+  ASSERT_TRUE(wait_for([&] { return s->frames.size() > 10; }, 10s));
+  on_io([&] {
+    s->vanish();
+    return 0;
+  });
+  ASSERT_TRUE(wait_for([&] { return s->output_end.has_value(); }, 8s));
+  EXPECT_EQ(truth(s)["end_reason"], "no input for 2 s");
+  EXPECT_EQ(on_io([&] { return emulator_->active_streams(); }), 0u);
+}
+
 // ---- faults -------------------------------------------------------------------------------------
 
 EmulatorOptions with_fault(const std::string& key, const std::string& value) {

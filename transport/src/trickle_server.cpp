@@ -790,19 +790,8 @@ class Connection final : public ConnectionBase {
     if (parser_->is_done()) {
       finish_app();
     } else {
-      read_app_body();
+      read_body();
     }
-  }
-
-  void read_app_body() {
-    if (scratch_.empty()) scratch_.resize(k_read_chunk_bytes);
-    auto& body = parser_->get().body();
-    body.data = scratch_.data();
-    body.size = scratch_.size();
-    read_pending_ = true;
-    http::async_read_some(
-        stream_, buffer_, *parser_,
-        [self = shared_this()](error_code ec, std::size_t) { self->on_app_body(ec); });
   }
 
   void on_app_body(error_code ec) {
@@ -826,7 +815,7 @@ class Connection final : public ConnectionBase {
     if (parser_->is_done()) {
       finish_app();
     } else {
-      read_app_body();
+      read_body();
     }
   }
 
@@ -937,15 +926,21 @@ class Connection final : public ConnectionBase {
 
   // ---- POST body --------------------------------------------------------------------------
 
+  // One body read for a trickle POST or an application request (by mode_).
   void read_body() {
     if (scratch_.empty()) scratch_.resize(k_read_chunk_bytes);
     auto& body = parser_->get().body();
     body.data = scratch_.data();
     body.size = scratch_.size();
     read_pending_ = true;
-    http::async_read_some(
-        stream_, buffer_, *parser_,
-        [self = shared_this()](error_code ec, std::size_t) { self->on_body(ec); });
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_this()](error_code ec, std::size_t) {
+                            if (self->mode_ == Mode::app) {
+                              self->on_app_body(ec);
+                            } else {
+                              self->on_body(ec);
+                            }
+                          });
   }
 
   void on_body(error_code ec) {
