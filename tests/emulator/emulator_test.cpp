@@ -367,6 +367,45 @@ TEST_F(EmulatorTest, bad_control_messages_are_counted_and_the_stream_goes_on) {
   EXPECT_GT(on_io([&] { return s->frames.size(); }), 60u);
 }
 
+TEST_F(EmulatorTest, a_reloading_params_update_shows_loading_frames_then_the_new_prompt) {
+  EmulatorOptions options;
+  options.load_time_s = 0;
+  options.reload_time_s = 1.0;
+  start(options);
+  auto s = stream(start_body("streamdiffusion", "before"), clip(24, 5.0));
+  ASSERT_TRUE(wait_for([&] { return Clock::now() - s->started > 1500ms; }, 10s));
+  json reload = start_body("streamdiffusion", "after")["params"];
+  reload["acceleration"] = "tensorrt";  // a structural key: the pipeline reloads
+  on_io([&] {
+    s->control(reload);
+    return 0;
+  });
+  ASSERT_TRUE(wait_for([&] { return s->input_done; }, 10s));
+  std::this_thread::sleep_for(700ms);
+  const json t = truth(s);
+  ASSERT_EQ(t["loading"].size(), 1u);
+  EXPECT_EQ(t["loading"][0]["reason"], "reload");
+  ASSERT_EQ(t["prompts"].size(), 2u);
+  EXPECT_EQ(t["prompts"][1]["reload"], true);
+  // Real frames of "before", then about a second of loading overlays, then "after".
+  const auto frames = on_io([&] { return s->frames; });
+  int phase = 0;  // 0 before, 1 loading, 2 after
+  int loading = 0;
+  for (const auto& f : frames) {
+    if (f.kind == media::FrameClass::loading) {
+      EXPECT_LE(phase, 1);
+      phase = 1;
+      ++loading;
+    } else if (media::style_matches(*f.style, media::style_for_prompt("after"))) {
+      phase = 2;
+    } else {
+      EXPECT_EQ(phase, 0) << "a 'before' frame after the reload began, pts " << f.pts;
+    }
+  }
+  EXPECT_EQ(phase, 2);
+  EXPECT_NEAR(loading, 24, 8);
+}
+
 TEST_F(EmulatorTest, garbage_input_segments_are_skipped_and_the_stream_recovers) {
   EmulatorOptions options;
   options.load_time_s = 0;
