@@ -520,7 +520,7 @@ void RunnerStream::publish_event(const nlohmann::ordered_json& event) {
   ++truth_->events_sent;
 }
 
-void RunnerStream::on_input_data(std::int64_t seq, std::string_view bytes) {
+void RunnerStream::on_input_data(std::int64_t, std::string_view bytes) {
   if (stopped_ || bytes.empty()) return;
   const auto t = Clock::now();
   const std::int64_t t_us = wall_us();
@@ -530,12 +530,12 @@ void RunnerStream::on_input_data(std::int64_t seq, std::string_view bytes) {
     std::lock_guard lock(truth_->mutex);
     if (!truth_->first_input_us) truth_->first_input_us = t_us;
     truth_->input_bytes += bytes.size();
-    if (passthrough_bytes_in_segment_ == 0) {
+    if (input_bytes_in_segment_ == 0) {
       ++truth_->input_segments;
       new_segment = true;
     }
   }
-  passthrough_bytes_in_segment_ += bytes.size();
+  input_bytes_in_segment_ += bytes.size();
   if (new_segment && balance_s_ >= 0) {
     // Priced mode: every input segment debits the time since the last one.
     balance_s_ -= std::chrono::duration<double>(t - last_debit_).count();
@@ -551,7 +551,6 @@ void RunnerStream::on_input_data(std::int64_t seq, std::string_view bytes) {
       return;
     }
   }
-  (void)seq;
   if (setup_.faults.passthrough.value_or(false)) {
     Output item;
     const double injected = setup_.faults.latency ? setup_.faults.latency->sample_ms(rng_) : 0.0;
@@ -571,11 +570,11 @@ void RunnerStream::on_input_data(std::int64_t seq, std::string_view bytes) {
 
 void RunnerStream::on_input_segment_end() {
   if (stopped_) return;
-  if (passthrough_bytes_in_segment_ > 0 && !first_segment_traced_) {
+  if (input_bytes_in_segment_ > 0 && !first_segment_traced_) {
     first_segment_traced_ = true;
     publish_event(stream_trace_event("runner_receive_first_ingest_segment", wall_ms()));
   }
-  passthrough_bytes_in_segment_ = 0;
+  input_bytes_in_segment_ = 0;
   if (setup_.faults.passthrough.value_or(false)) return;
   queue_->post([codec = codec_] {
     if (codec->demuxer) codec->demuxer->flush();

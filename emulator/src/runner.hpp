@@ -137,14 +137,14 @@ class RunnerStream : public std::enable_shared_from_this<RunnerStream> {
   std::chrono::steady_clock::time_point loading_until_;   // LOADING ends
   std::chrono::steady_clock::time_point last_debit_;      // priced mode accounting
   bool loading_ = false;                                  // pipeline loading (overlay frames)
-  bool first_segment_traced_ = false;             // runner_receive_first_ingest_segment sent
-  bool first_output_traced_ = false;              // runner_send_first_processed_segment sent
-  bool stall_fired_ = false;                      // stall fault fired
-  bool crash_fired_ = false;                      // crash fault fired
-  bool stopped_ = false;                          // stop() ran
-  double balance_s_ = -1;                         // priced: prepaid seconds left; < 0 = free
-  std::uint64_t output_segments_ = 0;             // output segments started
-  std::size_t passthrough_bytes_in_segment_ = 0;  // passthrough: bytes of the current segment
+  bool first_segment_traced_ = false;       // runner_receive_first_ingest_segment sent
+  bool first_output_traced_ = false;        // runner_send_first_processed_segment sent
+  bool stall_fired_ = false;                // stall fault fired
+  bool crash_fired_ = false;                // crash fault fired
+  bool stopped_ = false;                    // stop() ran
+  double balance_s_ = -1;                   // priced: prepaid seconds left; < 0 = free
+  std::uint64_t output_segments_ = 0;       // output segments started
+  std::size_t input_bytes_in_segment_ = 0;  // bytes of the input segment being read
 };
 
 }  // namespace naap::emulator

@@ -443,6 +443,17 @@ TlsMaterial make_self_signed() {
   return out;
 }
 
+// test_options() serving HTTPS with a fresh self-signed certificate.
+ServerOptions tls_test_options() {
+  const TlsMaterial material = make_self_signed();
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  context->use_certificate_chain(asio::buffer(material.cert_pem));
+  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
+  ServerOptions options = test_options();
+  options.tls = context;
+  return options;
+}
+
 // ---- tests ---------------------------------------------------------------------------------
 
 TEST(TrickleServer, streams_segment_bytes_to_readers_while_the_post_is_still_open) {
@@ -911,12 +922,7 @@ TEST(TrickleServer, autocreates_a_channel_with_its_expect_content_mime_when_enab
 }
 
 TEST(TrickleServer, serves_publish_and_subscribe_over_tls_with_a_self_signed_certificate) {
-  const TlsMaterial material = make_self_signed();
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  context->use_certificate_chain(asio::buffer(material.cert_pem));
-  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
-  ServerOptions options = test_options();
-  options.tls = context;
+  ServerOptions options = tls_test_options();
   Harness h(options);
   h.create("job");
   EXPECT_TRUE(h.server().base_url().starts_with("https://127.0.0.1:"));
@@ -1155,12 +1161,7 @@ TEST(TrickleServer, hands_requests_outside_the_base_path_to_the_app_handler_whol
 }
 
 TEST(TrickleServer, internal_plain_listener_serves_the_same_channels_as_the_tls_port) {
-  const TlsMaterial material = make_self_signed();
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  context->use_certificate_chain(asio::buffer(material.cert_pem));
-  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
-  ServerOptions options = test_options();
-  options.tls = context;
+  ServerOptions options = tls_test_options();
   Harness h(options);
   h.create("job");
   auto internal = h.on_io([](TrickleServer& s) { return s.listen_internal("127.0.0.1", 0); });
@@ -1183,12 +1184,7 @@ TEST(TrickleServer, internal_plain_listener_serves_the_same_channels_as_the_tls_
 }
 
 TEST(TrickleServer, relays_h2_connections_to_the_h2_handler_and_keeps_http1_on_the_same_port) {
-  const TlsMaterial material = make_self_signed();
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  context->use_certificate_chain(asio::buffer(material.cert_pem));
-  context->use_private_key(asio::buffer(material.key_pem), asio::ssl::context::pem);
-  ServerOptions options = test_options();
-  options.tls = context;
+  ServerOptions options = tls_test_options();
   // The handler echoes everything back upper-cased, on its own thread, as gRPC would serve.
   std::vector<std::thread> echoers;
   options.h2_handler = [&echoers](int fd) {
