@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "naap/core/worker_pool.hpp"
 #include "naap/emulator/faults.hpp"
 #include "naap/emulator/ground_truth.hpp"
 #include "naap/emulator/runner_status.hpp"
@@ -23,39 +24,6 @@
 #include "naap/transport/trickle_subscriber.hpp"
 
 namespace naap::emulator {
-
-// A few threads for decode/encode. Tasks of one stream run in order through a SerialQueue.
-class WorkerPool {
- public:
-  explicit WorkerPool(unsigned threads);
-  ~WorkerPool();
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
-  void post(std::function<void()> task);
-  std::size_t threads() const { return threads_.size(); }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<std::function<void()>> tasks_;  // waiting tasks
-  bool stopping_ = false;                    // threads exit once the queue is empty
-  std::vector<std::thread> threads_;         // the workers
-};
-
-// Runs tasks one after another on a WorkerPool, never two of them at once.
-class SerialQueue : public std::enable_shared_from_this<SerialQueue> {
- public:
-  explicit SerialQueue(WorkerPool& pool) : pool_(pool) {}
-  void post(std::function<void()> task);
-  std::size_t pending() const;
-
- private:
-  void drain();
-  WorkerPool& pool_;
-  mutable std::mutex mutex_;
-  std::deque<std::function<void()>> tasks_;  // in order
-  bool running_ = false;                     // a drain is scheduled or running
-};
 
 // What the emulator hands a new stream.
 struct StreamSetup {
