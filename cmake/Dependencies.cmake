@@ -10,6 +10,8 @@ pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka>=2.0)
 # Media: FFmpeg 5.1 libraries (demux/decode/encode with libx264, scaling).
 pkg_check_modules(LIBAV REQUIRED IMPORTED_TARGET libavcodec>=59 libavformat>=59 libavutil>=57
                   libswscale>=6)
+# Media ingest: GStreamer 1.22 core and appsink (plugins: base, good, ugly for x264enc, libav).
+pkg_check_modules(GST REQUIRED IMPORTED_TARGET gstreamer-1.0 gstreamer-app-1.0)
 # Orchestrator RPC: gRPC 1.51 and protobuf 3.21 from Debian (protoc + grpc_cpp_plugin).
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++>=1.51 protobuf>=3.21)
 find_program(NAAP_PROTOC protoc REQUIRED)

@@ -14,6 +14,8 @@ PACKAGES=(
   libgtest-dev googletest clang-format-14 openssl curl librdkafka-dev
   python3 python3-venv python3-pip
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 )
 # Go builds the benchmark's baseline client, Java and Maven run the tests' Kafka broker;

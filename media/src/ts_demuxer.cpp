@@ -1,5 +1,5 @@
 // Push-based MPEG-TS demuxer: packet alignment with look-ahead confirmation, PAT/PMT with CRC
-// checks, PES assembly for the H.264 PID, 33-bit timestamp unwrapping.
+// checks, PES assembly for the H.264 PID, 33-bit timestamp unwrapping, per-packet arrival times.
 #include "naap/media/ts_demuxer.hpp"
 
 #include <algorithm>
@@ -58,11 +58,14 @@ TsDemuxer::TsDemuxer(FrameCallback on_frame) : on_frame_(std::move(on_frame)) {
   last_cc_.fill(-1);
 }
 
-void TsDemuxer::push(std::string_view bytes) {
+void TsDemuxer::push(std::string_view bytes, TimePoint arrival) {
   while (!bytes.empty()) {
     if (pending_.empty()) {
-      const std::size_t used = parse(bytes, false);
+      push_marks_.assign(1, ArrivalMark{.end = bytes.size(), .arrival = arrival});
+      const std::size_t used = parse(bytes, false, push_marks_);
       pending_.assign(bytes.substr(used));
+      pending_marks_.clear();
+      if (!pending_.empty()) mark_pending(arrival);
       return;
     }
     // Complete the pending packet with a little of the new data, then go back to parsing the
@@ -70,23 +73,45 @@ void TsDemuxer::push(std::string_view bytes) {
     const std::size_t old = pending_.size();
     const std::size_t take = std::min(bytes.size(), 2 * k_packet_size);
     pending_.append(bytes.substr(0, take));
-    const std::size_t used = parse(pending_, false);
+    mark_pending(arrival);
+    const std::size_t used = parse(pending_, false, pending_marks_);
     if (used >= old) {
       pending_.clear();
+      pending_marks_.clear();
       bytes.remove_prefix(used - old);
     } else {
       pending_.erase(0, used);
+      consume_pending(used);
       bytes.remove_prefix(take);
     }
   }
 }
 
 void TsDemuxer::flush() {
-  const std::size_t used = parse(pending_, true);
+  const std::size_t used = parse(pending_, true, pending_marks_);
   if (used < pending_.size()) skip_bytes(pending_.size() - used);
   pending_.clear();
+  pending_marks_.clear();
   in_sync_ = true;
   complete_pes();
+}
+
+// pending_ just grew to its current size with bytes that arrived at `arrival`.
+void TsDemuxer::mark_pending(TimePoint arrival) {
+  if (!pending_marks_.empty() && pending_marks_.back().arrival == arrival) {
+    pending_marks_.back().end = pending_.size();
+  } else {
+    pending_marks_.push_back(ArrivalMark{.end = pending_.size(), .arrival = arrival});
+  }
+}
+
+// The first `used` bytes of pending_ were parsed and erased.
+void TsDemuxer::consume_pending(std::size_t used) {
+  std::size_t kept = 0;
+  for (const ArrivalMark& mark : pending_marks_) {
+    if (mark.end > used) pending_marks_[kept++] = {.end = mark.end - used, .arrival = mark.arrival};
+  }
+  pending_marks_.resize(kept);
 }
 
 void TsDemuxer::skip_bytes(std::size_t count) {
@@ -100,10 +125,12 @@ void TsDemuxer::skip_bytes(std::size_t count) {
 // packet does not start where expected: then, if a confirmed packet start lies inside this
 // packet, this one was cut short (a truncated segment followed by a fresh one) and is skipped;
 // otherwise it is whole and garbage follows it.
-std::size_t TsDemuxer::parse(std::string_view data, bool at_end) {
+std::size_t TsDemuxer::parse(std::string_view data, bool at_end,
+                             const std::vector<ArrivalMark>& marks) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
   const std::size_t n = data.size();
   std::size_t pos = 0;
+  std::size_t mark = 0;  // index of the mark covering the packet being parsed
   while (n - pos >= k_packet_size) {
     if (p[pos] != k_sync) {
       const void* next = std::memchr(p + pos, k_sync, n - pos);
@@ -137,6 +164,9 @@ std::size_t TsDemuxer::parse(std::string_view data, bool at_end) {
       }
     }
     in_sync_ = true;
+    // A packet arrived with the push that delivered its last byte.
+    while (mark + 1 < marks.size() && marks[mark].end < pos + k_packet_size) ++mark;
+    packet_arrival_ = mark < marks.size() ? marks[mark].arrival : TimePoint{};
     parse_packet(p + pos);
     pos += k_packet_size;
   }
@@ -274,6 +304,7 @@ void TsDemuxer::on_video_payload(bool unit_start, const std::uint8_t* payload, s
   if (unit_start) {
     complete_pes();
     pes_.assign(bytes, size);
+    pes_arrival_ = packet_arrival_;
     pes_active_ = true;
     pes_expected_ = 0;
     pes_length_read_ = false;
@@ -313,6 +344,7 @@ void TsDemuxer::complete_pes() {
   frame.dts = frame.pts + signed_step(dts_raw - pts_raw);
   frame.data.assign(pes_.data() + start, end - start);
   frame.keyframe = contains_idr(frame.data);
+  frame.arrival = pes_arrival_;
   ++stats_.pes_emitted;
   if (on_frame_) on_frame_(std::move(frame));
 }

@@ -87,7 +87,7 @@ Result<void> TsSegmentMuxer::begin_segment() {
   av_dict_set(&mux_options.dict, "mpegts_copyts", "1", 0);
   // With the PES length written, a demuxer knows a frame is complete without waiting for the
   // next one (frames over 64 KiB still fall back to length 0).
-  av_dict_set(&mux_options.dict, "omit_video_pes_length", "0", 0);
+  av_dict_set(&mux_options.dict, "omit_video_pes_length", options_.write_pes_length ? "0" : "1", 0);
   // Counters restart in every segment: say so, so that demuxers do not report a jump.
   av_dict_set(&mux_options.dict, "mpegts_flags", "+initial_discontinuity", 0);
   rc = avformat_write_header(output.format.get(), &mux_options.dict);

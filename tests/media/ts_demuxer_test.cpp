@@ -1,13 +1,16 @@
 // Push demuxer: the same frames whatever the chunking, garbage and truncation skipped and
-// counted, 33-bit timestamps unwrapped, ffmpeg CLI output read like ffprobe reads it.
+// counted, 33-bit timestamps unwrapped, ffmpeg CLI output read like ffprobe reads it, each frame
+// stamped with the arrival of its own start packet.
 #include "naap/media/ts_demuxer.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "media_test_support.hpp"
+#include "naap/media/ts_muxer.hpp"
 
 namespace naap::media {
 namespace {
@@ -165,6 +168,101 @@ TEST(MediaTsDemuxer, survives_random_bytes_and_corrupted_segments) {
   }
   EXPECT_GT(stats.pes_emitted, 60u) << "most frames still come out";
   EXPECT_GT(decoded, 60u) << "and decode, damaged or not";
+}
+
+// Offsets of the TS packets that start a PES on `pid` (payload_unit_start set), in order.
+std::vector<std::size_t> pes_start_packets(std::string_view bytes, int pid) {
+  std::vector<std::size_t> starts;
+  for (std::size_t pos = 0; pos + 188 <= bytes.size(); pos += 188) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data() + pos);
+    if (p[0] == 0x47 && (p[1] & 0x40) != 0 && (((p[1] & 0x1F) << 8) | p[2]) == pid) {
+      starts.push_back(pos);
+    }
+  }
+  return starts;
+}
+
+using Clock = std::chrono::steady_clock;
+// Distinct, recognisable receive times: chunk k arrived k + 1 ms after an arbitrary epoch.
+Clock::time_point chunk_time(std::size_t k) {
+  return Clock::time_point{} + std::chrono::hours(1) + std::chrono::milliseconds(k + 1);
+}
+
+TEST(MediaTsDemuxer, stamps_each_frame_with_the_push_that_completed_its_start_packet) {
+  const SegmentedClip& clip = cached_clip(small_clip());
+  const std::string bytes = concat(clip);
+  constexpr std::size_t chunk = 100;  // not a divisor of 188: start packets straddle pushes
+  std::vector<EncodedFrame> frames;
+  TsDemuxer demuxer([&frames](EncodedFrame&& f) { frames.push_back(std::move(f)); });
+  for (std::size_t pos = 0; pos < bytes.size(); pos += chunk) {
+    demuxer.push(std::string_view(bytes).substr(pos, chunk), chunk_time(pos / chunk));
+  }
+  demuxer.flush();
+  const std::vector<std::size_t> starts = pes_start_packets(bytes, demuxer.video_pid());
+  ASSERT_EQ(frames.size(), 72u);
+  ASSERT_EQ(starts.size(), frames.size());
+  std::size_t straddling = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    // A start packet split across two pushes arrived with the later one.
+    const std::size_t completing_chunk = (starts[i] + 187) / chunk;
+    if (completing_chunk != starts[i] / chunk) ++straddling;
+    EXPECT_EQ(frames[i].arrival, chunk_time(completing_chunk)) << "frame " << i;
+  }
+  EXPECT_GT(straddling, 10u) << "the split-packet rule was exercised";
+}
+
+// The runner's muxer writes PES_packet_length 0: frame n is complete, so emitted, only when the
+// packet starting frame n+1 arrives, yet its latency counts from its own start packet.
+TEST(MediaTsDemuxer, stamps_a_frame_from_its_own_start_when_pes_length_is_zero) {
+  const ClipOptions options = small_clip();
+  const std::vector<EncodedFrame> source = demux(cached_clip(options).segments.at(0).bytes);
+  ASSERT_EQ(source.size(), 24u);
+  std::string stream;
+  std::vector<std::size_t> ends;  // bytes: end of each frame's data in `stream`
+  auto muxer = TsSegmentMuxer::create(
+      MuxerOptions{.width = options.width, .height = options.height, .write_pes_length = false},
+      [&stream](std::string_view b) { stream.append(b); });
+  ASSERT_TRUE(muxer.has_value());
+  ASSERT_TRUE((*muxer)->begin_segment().has_value());
+  for (const EncodedFrame& f : source) {
+    ASSERT_TRUE((*muxer)->write(f).has_value());
+    ends.push_back(stream.size());
+  }
+  ASSERT_TRUE((*muxer)->end_segment().has_value());
+
+  const std::vector<std::size_t> starts = pes_start_packets(stream, 0x100);
+  ASSERT_EQ(starts.size(), source.size());
+  for (const std::size_t start : starts) {
+    const std::size_t header =
+        start + 4 +
+        ((stream[start + 3] & 0x20) != 0 ? 1 + static_cast<std::uint8_t>(stream[start + 4]) : 0);
+    ASSERT_EQ(stream.substr(header, 3), std::string("\0\0\1", 3));
+    ASSERT_EQ(stream[header + 4], 0);
+    ASSERT_EQ(stream[header + 5], 0) << "PES_packet_length must be 0 at offset " << start;
+  }
+
+  std::vector<EncodedFrame> frames;
+  TsDemuxer demuxer([&frames](EncodedFrame&& f) { frames.push_back(std::move(f)); });
+  std::size_t sent = 0;
+  for (std::size_t i = 0; i < ends.size(); ++i) {
+    demuxer.push(std::string_view(stream).substr(sent, ends[i] - sent), chunk_time(i));
+    sent = ends[i];
+    EXPECT_EQ(frames.size(), i) << "frame " << i - 1 << " comes out with frame " << i << "'s start";
+  }
+  demuxer.push(std::string_view(stream).substr(sent), chunk_time(ends.size()));  // trailer
+  demuxer.flush();
+  ASSERT_EQ(frames.size(), source.size());
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(frames[i].pts, source[i].pts) << "frame " << i;
+    EXPECT_TRUE(frames[i].data == source[i].data) << "frame " << i << " bytes differ";
+    EXPECT_EQ(frames[i].arrival, chunk_time(i)) << "frame " << i << " took a later push's time";
+  }
+}
+
+TEST(MediaTsDemuxer, leaves_arrival_unset_when_the_caller_gives_no_time) {
+  const std::vector<EncodedFrame> frames = demux(cached_clip(small_clip()).segments.at(0).bytes);
+  ASSERT_FALSE(frames.empty());
+  for (const EncodedFrame& f : frames) EXPECT_EQ(f.arrival, Clock::time_point{});
 }
 
 // Streams from the ffmpeg command line: PES length 0 (the frame ends at the next one), the CLI's

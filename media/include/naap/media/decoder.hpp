@@ -1,6 +1,6 @@
-// H.264 decoding behind one interface: software libavcodec today, a GPU backend later. Frames
-// come out in presentation order (the streams we handle have no B-frames) with the input
-// packet's PTS.
+// H.264 decoding behind one interface: software libavcodec or NVDEC (libavcodec with a CUDA
+// device), chosen at creation. Frames come out as YUV420P in presentation order (the streams we
+// handle have no B-frames) with the input packet's PTS.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,18 @@
 #include "naap/media/encoded_frame.hpp"
 
 namespace naap::media {
+
+struct DecoderOptions {
+  enum class Backend {
+    automatic,  // NVDEC when a CUDA device opens, software otherwise (one info log line)
+    software,   // libavcodec on the CPU
+    nvdec,      // NVDEC only: creation fails (media error) without a usable CUDA device
+  };
+  Backend backend = Backend::automatic;  // which decoder to create
+  // Software slice threads per stream (>= 1). Never frame threads: each adds a frame of delay.
+  // The streams we receive have one slice per frame, so more than 1 rarely helps.
+  int threads = 1;
+};
 
 struct DecoderStats {
   std::uint64_t packets = 0;  // access units sent to the decoder
@@ -30,8 +42,10 @@ class H264Decoder {
 
   virtual ~H264Decoder() = default;
 
-  // The software decoder (libavcodec h264, one thread, low delay).
-  static Result<std::unique_ptr<H264Decoder>> create();
+  // A low-delay decoder (AV_CODEC_FLAG_LOW_DELAY, slice threads only): one picture out per
+  // access unit in, no frame held back. NVDEC pictures are copied to system memory and
+  // converted to YUV420P, so callbacks see the same frames whatever the backend.
+  static Result<std::unique_ptr<H264Decoder>> create(const DecoderOptions& options = {});
 
   // Decodes one access unit and delivers every picture available now. A broken packet counts
   // as an error and fails this call only; decoding resumes at the next keyframe.
@@ -40,9 +54,16 @@ class H264Decoder {
   // End of stream: delivers the pictures still held, then accepts new input again.
   virtual Result<void> flush(const FrameCallback& on_frame) = 0;
 
-  // "software" (later also a GPU backend name).
+  // "software" or "nvdec": the backend actually in use (the run record stores it).
   virtual std::string_view backend() const = 0;
   virtual const DecoderStats& stats() const = 0;
 };
+
+// Whether NVDEC can be used here: ok when libavcodec's H.264 decoder supports CUDA and a CUDA
+// device opens; otherwise a media error saying why. The device is opened once per process and
+// shared by every NVDEC decoder; the answer is remembered.
+Result<void> probe_nvdec();
+
+std::string_view to_string(DecoderOptions::Backend backend);
 
 }  // namespace naap::media

@@ -1,13 +1,16 @@
 // Push-based MPEG-TS demuxer for the first H.264 stream of a program: accepts bytes as they
 // arrive from the network, in chunks of any size, and emits one EncodedFrame per PES packet.
-// No libavformat and no blocking I/O, so a slow or broken peer only costs buffered bytes.
+// No libavformat and no blocking I/O, so a slow or broken peer only costs buffered bytes. Each
+// frame carries the arrival time of the packet that started it (METRICS.md, "Frame timing").
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "naap/media/encoded_frame.hpp"
 
@@ -27,12 +30,16 @@ struct TsDemuxerStats {
 class TsDemuxer {
  public:
   using FrameCallback = std::function<void(EncodedFrame&&)>;
+  using TimePoint = std::chrono::steady_clock::time_point;
 
   explicit TsDemuxer(FrameCallback on_frame);
 
   // Parses whatever complete packets the bytes finish; keeps a partial packet for later.
-  // Frames are emitted from inside this call.
-  void push(std::string_view bytes);
+  // Frames are emitted from inside this call. `arrival` is when these bytes were received: a
+  // frame's EncodedFrame::arrival is the arrival of the push that completed the TS packet
+  // starting its PES, even when the frame itself is only emitted by a later push (PES length 0:
+  // a frame ends when the next one starts).
+  void push(std::string_view bytes, TimePoint arrival = {});
 
   // End of a segment: parses any last whole packet, discards a partial one (counted as
   // skipped) and completes the pending PES. Program tables and timestamp unwrapping persist.
@@ -51,7 +58,15 @@ class TsDemuxer {
     bool is_pmt = false;  // which table this PID carries: PAT (false) or PMT
   };
 
-  std::size_t parse(std::string_view data, bool at_end);
+  // Bytes [previous mark's end, end) of a parse buffer arrived at `arrival`.
+  struct ArrivalMark {
+    std::size_t end = 0;  // bytes, offset in the buffer just after this run of bytes
+    TimePoint arrival;    // steady-clock time the run was pushed
+  };
+
+  std::size_t parse(std::string_view data, bool at_end, const std::vector<ArrivalMark>& marks);
+  void mark_pending(TimePoint arrival);
+  void consume_pending(std::size_t used);
   void skip_bytes(std::size_t count);
   void parse_packet(const std::uint8_t* packet);
   void on_psi_payload(Section& section, bool unit_start, const std::uint8_t* payload,
@@ -79,6 +94,12 @@ class TsDemuxer {
   bool pts_seen_ = false;          // a PTS was unwrapped before
   std::int64_t last_pts_raw_ = 0;  // last PTS as read, 90 kHz ticks modulo 2^33
   std::int64_t last_pts_ = 0;      // last PTS unwrapped, 90 kHz ticks
+
+  // Arrival times (METRICS.md "Frame timing").
+  std::vector<ArrivalMark> pending_marks_;  // when pending_'s bytes arrived, in order
+  std::vector<ArrivalMark> push_marks_;     // one mark covering the caller's buffer
+  TimePoint packet_arrival_;                // arrival of the packet being parsed
+  TimePoint pes_arrival_;                   // arrival of the packet that started pes_
 };
 
 }  // namespace naap::media

@@ -16,6 +16,9 @@ namespace naap::media {
 struct MuxerOptions {
   int width = 512;   // pixels, written into the stream's codec parameters
   int height = 512;  // pixels
+  // Write each video PES's length (a demuxer can then emit a frame on its last byte). false
+  // writes 0 like the ai-runner's ffmpeg muxer does: a frame ends only when the next starts.
+  bool write_pes_length = true;
 };
 
 struct MuxerStats {
