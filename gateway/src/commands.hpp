@@ -14,6 +14,8 @@ inline constexpr int k_exit_usage = 2;   // bad command line or configuration
 int run_selfcheck(int argc, char** argv);
 int run_trickle(int argc, char** argv);
 int run_emulate(int argc, char** argv);
+int run_bench(int argc, char** argv);
+int run_datasets(int argc, char** argv);
 
 // Adds --help and --log-level, parses argv, prints help or a usage error (setting exit_code).
 // Returns nullopt when the caller should exit with exit_code.

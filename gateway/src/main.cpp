@@ -14,6 +14,8 @@ constexpr const char* k_usage =
 Usage: naap-loadtest <command> [options]
 
 Commands:
+  bench              run one live session against an orchestrator (or --emulated) and
+                     measure it: progress, report, JSON run record, exit code
   selfcheck          publish and read back segments through an in-process trickle server,
                      verify every SHA-256 and print throughput (the transport self-check)
   emulate            serve an emulated orchestrator + runner (gRPC, HTTPS, trickle) with
@@ -21,12 +23,16 @@ Commands:
   trickle serve      run a trickle server (go-livepeer semantics) on loopback
   trickle publish    publish synthetic segments to a trickle channel
   trickle subscribe  read a trickle channel and print each segment's size and SHA-256
+  datasets list      list the datasets found: id, version, pipelines, clips, scenarios
+  datasets show ID   a dataset's presets, prompt sets, clips and scenarios (--json: manifest)
+  datasets verify    check clip SHA-256s, prompt sets, presets and scenarios [of one ID]
 
 Options:
   -h, --help         show this help (also: naap-loadtest <command> --help)
   -V, --version      print the version
 
-Documentation: docs/user-guide.md. Exit codes: 0 ok, 1 the job found a failure, 2 usage error.
+Documentation: docs/user-guide.md. Exit codes: 0 ok, 1 the job found a failure, 2 usage error,
+3 orchestrator unreachable or start failed, 4 internal error.
 )";
 
 }  // namespace
@@ -45,9 +51,11 @@ int main(int argc, char** argv) {
     std::printf("naap-loadtest %s\n", naap::k_version);
     return naap::cli::k_exit_ok;
   }
+  if (cmd == "bench") return naap::cli::run_bench(argc - 1, argv + 1);
   if (cmd == "selfcheck") return naap::cli::run_selfcheck(argc - 1, argv + 1);
   if (cmd == "emulate") return naap::cli::run_emulate(argc - 1, argv + 1);
   if (cmd == "trickle") return naap::cli::run_trickle(argc - 1, argv + 1);
+  if (cmd == "datasets") return naap::cli::run_datasets(argc - 1, argv + 1);
   std::fprintf(stderr, "naap-loadtest: unknown command '%s'\n\n%s", argv[1], k_usage);
   return naap::cli::k_exit_usage;
 }
