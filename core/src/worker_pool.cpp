@@ -1,14 +1,19 @@
 // WorkerPool and SerialQueue (see worker_pool.hpp).
 #include "naap/core/worker_pool.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 namespace naap {
 
-WorkerPool::WorkerPool(unsigned threads) {
+WorkerPool::WorkerPool(unsigned threads, int nice) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
+    threads_.emplace_back([this, nice] {
+      // Best effort: without the permission to change it the thread keeps the default.
+      if (nice > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
       for (;;) {
         std::function<void()> task;
         {

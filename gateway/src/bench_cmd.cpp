@@ -336,7 +336,7 @@ int run_bench(int argc, char** argv) {
   // The gateway: one io thread for the network, a small pool for decoding.
   asio::io_context io;
   http::Engine engine(io);
-  WorkerPool pool(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
+  WorkerPool pool(std::min(4u, std::max(1u, std::thread::hardware_concurrency())), 10);
   orch::OrchestratorClient probes(2);
   const bool progress_line = args->count("quiet") == 0 && isatty(STDERR_FILENO);
   std::optional<workloads::SessionResult> result;

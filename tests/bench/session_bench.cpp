@@ -2,7 +2,8 @@
 // docs/benchmarks.md). A passthrough emulator runs as a separate process (`naap-loadtest
 // emulate`), so this process's CPU is the gateway's alone. For each session count, N sessions of
 // 512x512 @ 24 fps run at once, with full software decode and with demux-only frame accounting;
-// printed: outcomes, late input frames (sent > 20 ms after due: the gateway's fault), output fps,
+// printed: outcomes, late input frames (sent > 20 ms after due: the gateway's fault; a session
+// with more than 1 % late is flagged gateway_error), the lowest session output fps,
 // E2E p50/p99 from the merged histograms, and gateway CPU-seconds per stream-minute.
 //
 //   session_bench [seconds=30] [counts=8,16,24,32] [--naap PATH]
@@ -110,7 +111,7 @@ RoundResult run_round(const std::string& address, int sessions, double seconds, 
                       const EmulatorProcess& emulator) {
   asio::io_context io;
   http::Engine engine(io);
-  WorkerPool pool(2);
+  WorkerPool pool(2, 10);  // decode below the pacing loop
   orch::OrchestratorClient probes(4);
   RoundResult out;
   std::vector<std::shared_ptr<workloads::LiveSession>> live;
@@ -140,7 +141,14 @@ RoundResult run_round(const std::string& address, int sessions, double seconds, 
             if (--remaining == 0) asio::post(io, [&] { io.stop(); });
           });
       live.push_back(s);
-      s->start();
+    }
+    // Starts are spread over the first 2 s, as a scheduler spreads them: N simultaneous TLS
+    // handshakes and job starts would measure a thundering herd, not steady streaming.
+    for (int i = 0; i < sessions; ++i) {
+      auto timer =
+          std::make_shared<asio::steady_timer>(io, std::chrono::milliseconds(2000 * i / sessions));
+      timer->async_wait([timer, s = live[static_cast<std::size_t>(i)]](
+                            const boost::system::error_code&) { s->start(); });
     }
   });
   io.run();
@@ -174,7 +182,7 @@ int main(int argc, char** argv) {
   }
   log::set_level(log::Level::warn);
   media::IngestSource source;
-  source.pattern = "ball";
+  source.pattern = "smpte";  // colour: a greyscale picture reads as a loading overlay
   source.duration_s = 10;
   media::IngestOptions ingest;
   ingest.fps = 24;
@@ -205,7 +213,10 @@ int main(int argc, char** argv) {
                                               static_cast<double>(r.frames_sent)
                                         : 100.0;
       const double stream_minutes = n * seconds / 60.0;
-      const bool sustained = ok == n && late < 1.0 && r.fps_min >= 23.0;
+      // The target: every session streamed at full rate and under 1 % of all input
+      // frames left late because of the gateway (a session over 1 % is flagged gateway_error).
+      const int overloaded = r.outcomes.count("gateway_error") ? r.outcomes.at("gateway_error") : 0;
+      const bool sustained = ok + overloaded == n && late < 1.0 && r.fps_min >= 23.0;
       std::printf(
           "%-7s %-8d %-28s %8.2f %8.1f %8.1f %8.1f %10.2f %10.1f %s\n", decode ? "decode" : "demux",
           n, outcomes.c_str(), late, r.fps_min, static_cast<double>(r.e2e.percentile(50)) / 1000.0,

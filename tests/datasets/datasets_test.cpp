@@ -239,7 +239,7 @@ TEST(DatasetsManifest, rejects_repeated_keys_and_broken_json) {
             "presets.streamdiffusion.target_fps: key appears more than once");
 
   std::string in_array = text;
-  const std::string clip_id = "\"id\": \"synthetic-ball\",";
+  const std::string clip_id = "\"id\": \"synthetic-smpte\",";
   const auto clip_at = in_array.find(clip_id);
   ASSERT_NE(clip_at, std::string::npos);
   in_array.insert(clip_at + clip_id.size(), " \"id\": \"other\",");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 
+#include "../transport/signer_standin.hpp"
 #include "naap/workloads/run_record.hpp"
 #include "session_harness.hpp"
 
@@ -56,6 +57,7 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
   config.certificate_pin = peer.pin();
   config.prompts = prompt_steps(3);
   config.prompt_interval = std::chrono::milliseconds(3000);
+  config.loopback = true;  // also read our own input channel: transport RTT
   const auto r = run_session(config);
   ASSERT_EQ(r.outcome, "ok") << r.message;
   EXPECT_EQ(r.decode_backend, "software");
@@ -89,6 +91,12 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
       << "measured p50 " << e2e->p50_ms << " ms, truth " << expected << " ms";
   EXPECT_GE(e2e->p50_ms, latency_ms);
   EXPECT_EQ(m.pts_offset_ms.value_or(-1), 0.0);
+  // Transport RTT through our own input channel: the network and trickle part alone, far below
+  // the injected processing time.
+  const auto rtt = reports::summarize(m.transport_rtt_us);
+  ASSERT_TRUE(rtt);
+  EXPECT_GT(rtt->count, 100u);
+  EXPECT_LT(rtt->p50_ms, 50.0);
 
   // Startup: the first real frame the emulator emitted.
   std::int64_t first_real_us = 0;
@@ -112,6 +120,12 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
   ASSERT_TRUE(m.output_fps);
   EXPECT_NEAR(*m.output_fps, truth_fps, 0.02 * truth_fps);
   EXPECT_NEAR(*m.output_fps, 24.0, 1.0);
+  std::printf(
+      "injected %d ms: e2e p50 %.1f ms (truth %.1f), startup %.1f ms (truth %.1f), "
+      "fps %.2f (truth %.2f), rtt p50 %.1f ms\n",
+      latency_ms, e2e->p50_ms, expected, *m.startup_ms,
+      static_cast<double>(first_real_us - wall_of(r, 0)) / 1000.0, *m.output_fps, truth_fps,
+      rtt->p50_ms);
 
   // Prompt switches: the frame we saw the change in is the one the emulator says first showed
   // it, within one frame interval.
@@ -211,6 +225,80 @@ TEST(LiveSessionFaults, endless_loading_is_loading_only) {
   EXPECT_EQ(r.metrics.frames_real, 0u);
   EXPECT_FALSE(r.metrics.startup_ms);
   EXPECT_TRUE(r.metrics.first_frame_any_ms);
+}
+
+TEST(LiveSessionFaults, output_pts_jumping_back_degrades_the_session_saying_so) {
+  EmulatorPeer peer(
+      emulator_options({{"pts_jump_back_after_s", "2"}, {"pts_jump_back_ms", "1500"}}));
+  auto r = run_session(session_config({peer.address()}, 6));
+  EXPECT_EQ(r.outcome, "degraded") << r.message;
+  EXPECT_GE(r.output_pts_regressions, 1u);
+  EXPECT_NE(r.message.find("PTS went backwards"), std::string::npos) << r.message;
+}
+
+// A remote signer on its own thread (plain HTTP on loopback).
+class SignerPeer {
+ public:
+  SignerPeer() : signer_(io_) {
+    signer_.start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~SignerPeer() {
+    asio::post(io_, [this] { signer_.stop(); });
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+  SignerStandin& operator*() { return signer_; }
+  SignerStandin* operator->() { return &signer_; }
+
+ private:
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
+      io_.get_executor()};
+  SignerStandin signer_;
+  std::thread thread_;
+};
+
+emulator::EmulatorOptions priced_emulator() {
+  auto o = emulator_options();
+  o.models[0].price_per_unit = 1000;
+  o.models[0].pixels_per_unit = 1;
+  o.ticket_seconds = 2;  // each ticket buys 2 s: without payments the job ends early
+  return o;
+}
+
+TEST(LiveSessionPayments, a_priced_orchestrator_is_paid_through_the_signer_for_the_whole_run) {
+  EmulatorPeer peer(priced_emulator());
+  SignerPeer signer;
+  auto config = session_config({peer.address()}, 7);
+  config.signer_url = signer->base_url();
+  config.payment_interval = std::chrono::milliseconds(1000);
+  auto r = run_session(config);
+  EXPECT_EQ(r.outcome, "ok") << r.message;
+  int payments = 0, paid = 0, signs = 0;
+  for (const auto& c : r.timeline.calls) {
+    if (c.what == "payment") {
+      ++payments;
+      if (c.status == 200) ++paid;
+    }
+    if (c.what == "sign_orchestrator_info") ++signs;
+  }
+  EXPECT_EQ(signs, 1);
+  EXPECT_GE(paid, 4) << payments << " payment calls";
+  EXPECT_FALSE(r.orchestrators.empty());
+  EXPECT_GT(r.orchestrators[0].price_per_unit, 0);
+}
+
+TEST(LiveSessionPayments, a_signer_that_errors_fails_the_start_naming_the_signer) {
+  EmulatorPeer peer(priced_emulator());
+  SignerPeer signer;
+  signer->scripted = {500};
+  auto config = session_config({peer.address()}, 4);
+  config.signer_url = signer->base_url();
+  auto r = run_session(config);
+  EXPECT_EQ(r.outcome, "auth_or_payment_failed") << r.message;
+  EXPECT_NE(r.message.find("remote signer"), std::string::npos) << r.message;
 }
 
 TEST(LiveSessionPool, swap_moves_the_stream_to_the_next_orchestrator_and_records_why) {

@@ -115,6 +115,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     bool any_real_frame = false;                               // a real frame in this epoch
     bool any_loading_frame = false;                            // a loading frame in this epoch
     int bad_events_in_row = 0;                                 // consecutive non-JSON events
+    std::int64_t last_output_pts = 0;                          // PTS of the last output frame
   };
 
   // ---- lifecycle ----
@@ -662,6 +663,15 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       rec.kind = f.kind;
       rec.epoch = index;
       tl.output_frames.push_back(rec);
+      // Output PTS must increase within an epoch (the runner copies input PTS; its encoder
+      // drops out-of-order ones). A step back breaks PTS matching from there on.
+      if (epoch->any_output_frame && rec.pts <= epoch->last_output_pts) {
+        ++result.output_pts_regressions;
+        result.output_pts_max_regression_ms =
+            std::max(result.output_pts_max_regression_ms,
+                     static_cast<double>(epoch->last_output_pts - rec.pts) / 90.0);
+      }
+      epoch->last_output_pts = rec.pts;
       epoch->any_output_frame = true;
       if (f.kind == FrameKind::loading) epoch->any_loading_frame = true;
       if (f.kind != FrameKind::real) continue;
@@ -1127,6 +1137,16 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       message = std::to_string(result.output_segments_corrupt) +
                 " output segments were not clean MPEG-TS/H.264 and " + std::to_string(undecodable) +
                 " output frames could not be decoded";
+    }
+    if (result.output_pts_regressions > 0) {
+      outcome = "degraded";
+      char text[160];
+      std::snprintf(text, sizeof text,
+                    "output PTS went backwards %llu times (by up to %.0f ms): frames after a "
+                    "jump cannot be matched to their input",
+                    static_cast<unsigned long long>(result.output_pts_regressions),
+                    result.output_pts_max_regression_ms);
+      message = message.empty() ? std::string(text) : message + "; " + text;
     }
     if (!result.breaches.empty()) {
       outcome = "degraded";

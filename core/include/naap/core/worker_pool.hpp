@@ -15,7 +15,9 @@ namespace naap {
 // A few threads; 0 = one per core. Tasks of one stream run in order through a SerialQueue.
 class WorkerPool {
  public:
-  explicit WorkerPool(unsigned threads);
+  // nice > 0 lowers the workers' scheduling priority (Linux: per thread) so that a loaded
+  // machine delays background work, never the event loop that paces live input.
+  explicit WorkerPool(unsigned threads, int nice = 0);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
