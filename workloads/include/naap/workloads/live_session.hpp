@@ -91,8 +91,8 @@ struct SessionResult {
   std::vector<OrchestratorSeen> orchestrators;       // in the order they served
   std::string manifest_id;                           // of the last job
   std::uint64_t output_segments_corrupt = 0;         // output segments that were not clean TS/H.264
-  std::uint64_t output_pts_regressions = 0;   // output frames whose PTS did not increase
-  double output_pts_max_regression_ms = 0;    // the largest step back, ms
+  std::uint64_t output_pts_regressions = 0;          // output frames whose PTS did not increase
+  double output_pts_max_regression_ms = 0;           // the largest step back, ms
   std::chrono::system_clock::time_point started_at;  // wall clock of t0, for the record
   std::chrono::system_clock::time_point ended_at;    // wall clock at the end
 };
