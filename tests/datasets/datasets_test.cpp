@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "../reports/test_dir.hpp"
 #include "naap/datasets/dataset.hpp"
 
 namespace {
@@ -23,28 +24,6 @@ using json = nlohmann::json;
 const fs::path k_source_dataset =
     fs::path(NAAP_TEST_SOURCE_DIR) / "datasets" / "data" / "naap-default";
 const fs::path k_shipped = k_source_dataset / "manifest.json";
-
-// A fresh folder per test, removed afterwards.
-class TempDir {
- public:
-  TempDir()
-      : path_(fs::temp_directory_path() /
-              ("naap-datasets-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // Sets an environment variable for one scope, restoring the old value.
 class ScopedEnv {
@@ -207,7 +186,7 @@ TEST(DatasetsManifest, rejects_each_class_of_bad_manifest_naming_file_and_path) 
       {"negative interval", [](json& j) { j["scenarios"][0]["prompt_interval_s"] = -1; },
        "scenarios[0].prompt_interval_s", "must be >= 0"},
   };
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
     json doc = shipped_json();
@@ -225,7 +204,7 @@ TEST(DatasetsManifest, rejects_each_class_of_bad_manifest_naming_file_and_path) 
 }
 
 TEST(DatasetsManifest, rejects_repeated_keys_and_broken_json) {
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   const std::string text = read_file(k_shipped);
 
   std::string repeated = text;
@@ -257,7 +236,7 @@ TEST(DatasetsManifest, rejects_repeated_keys_and_broken_json) {
 }
 
 TEST(DatasetsVerify, tampered_clip_fails_showing_both_hashes) {
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   const fs::path root = dir.path() / "copy";
   fs::create_directories(root / "clips");
   fs::copy_file(k_shipped, root / "manifest.json");
@@ -302,7 +281,7 @@ TEST(DatasetsVerify, tampered_clip_fails_showing_both_hashes) {
 }
 
 TEST(DatasetsVerify, empty_prompt_sets_and_partial_params_fail) {
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   json doc = shipped_json();
   doc["prompt_sets"]["noop"]["bad"] = json::array();
   doc["presets"]["streamdiffusion-sdxl"]["params"].erase("t_index_list");
@@ -319,7 +298,7 @@ TEST(DatasetsVerify, empty_prompt_sets_and_partial_params_fail) {
 }
 
 TEST(DatasetsFind, finds_by_id_in_order_and_by_path) {
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   json mine = shipped_json();
   mine["id"] = "mine";
   write_file(dir.path() / "mine" / "manifest.json", mine.dump(2));
@@ -460,7 +439,7 @@ TEST(DatasetsCli, verify_and_show_report_through_exit_codes) {
   EXPECT_EQ(code, 0) << output;
   EXPECT_NE(output.find("naap-default"), std::string::npos) << output;
 
-  TempDir dir;
+  naap::test::TestDir dir("naap-datasets");
   const fs::path root = dir.path() / "broken";
   fs::create_directories(root / "clips");
   fs::copy_file(k_shipped, root / "manifest.json");

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "../reports/test_dir.hpp"
 #include "naap/media/decoder.hpp"
 #include "naap/media/ts_demuxer.hpp"
 
@@ -18,27 +19,6 @@ namespace naap::media {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A directory removed at the end of the test.
-class TempDir {
- public:
-  TempDir()
-      : path_(fs::temp_directory_path() /
-              ("naap-ingest-" + std::to_string(::getpid()) + "-" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name())) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // Runs ffmpeg quietly; true when it wrote the output.
 bool ffmpeg(const std::string& args, const fs::path& output) {
@@ -124,8 +104,8 @@ TEST(MediaIngest, encodes_ten_seconds_of_512_square_24_fps_synthetic_video_quick
 }
 
 TEST(MediaIngest, scales_and_rates_a_real_file_to_the_requested_size_and_fps) {
-  TempDir dir;
-  const fs::path file = dir / "clip.mp4";
+  naap::test::TestDir dir("naap-ingest");
+  const fs::path file = dir.path() / "clip.mp4";
   // 640x360 at 30 fps with an AAC track: the audio must be ignored.
   ASSERT_TRUE(
       ffmpeg("-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440 "
@@ -152,8 +132,8 @@ TEST(MediaIngest, scales_and_rates_a_real_file_to_the_requested_size_and_fps) {
 }
 
 TEST(MediaIngest, truncates_a_file_to_max_duration) {
-  TempDir dir;
-  const fs::path file = dir / "long.mkv";
+  naap::test::TestDir dir("naap-ingest");
+  const fs::path file = dir.path() / "long.mkv";
   ASSERT_TRUE(
       ffmpeg("-f lavfi -i testsrc2=size=320x240:rate=25 -t 4 -c:v libx264 -pix_fmt "
              "yuv420p",
@@ -239,8 +219,8 @@ TEST(MediaIngest, reports_a_missing_file_naming_it) {
 }
 
 TEST(MediaIngest, reports_a_text_file_as_undecodable_naming_the_element) {
-  TempDir dir;
-  const fs::path file = dir / "notes.txt";
+  naap::test::TestDir dir("naap-ingest");
+  const fs::path file = dir.path() / "notes.txt";
   std::ofstream(file) << "this is not a video\nat all\n";
   const auto clip = encode_clip(IngestSource{.path = file.string()}, IngestOptions{});
   ASSERT_FALSE(clip.has_value());
@@ -251,8 +231,8 @@ TEST(MediaIngest, reports_a_text_file_as_undecodable_naming_the_element) {
 }
 
 TEST(MediaIngest, reports_an_audio_only_file_as_having_no_video) {
-  TempDir dir;
-  const fs::path file = dir / "tone.m4a";
+  naap::test::TestDir dir("naap-ingest");
+  const fs::path file = dir.path() / "tone.m4a";
   ASSERT_TRUE(ffmpeg("-f lavfi -i sine=frequency=440 -t 1 -c:a aac", file));
   IngestOptions options;
   options.timeout_s = 30;
