@@ -618,8 +618,11 @@ TEST_F(OrchestratorClientTest, signer_identity_is_fetched_once_and_discovery_par
 // ---- payments -----------------------------------------------------------------------------------
 
 TEST_F(OrchestratorClientTest, payments_keep_a_priced_job_alive_beyond_its_prepaid_seconds) {
-  // One ticket buys 1 s; the start request prepays that much, payments every 400 ms add 1 s each.
-  auto [info, mid] = start_priced_job(1.0);
+  // One ticket buys 2 s; the start request prepays that much, payments every 400 ms add 2 s each.
+  // The clip is encoded first: under a sanitizer on a loaded machine that takes longer than the
+  // prepaid time, which must only have to cover the gap between the job start and the payer.
+  const media::SegmentedClip& input = clip(24, 5.0, 384);
+  auto [info, mid] = start_priced_job(2.0);
   ASSERT_FALSE(mid.empty());
   auto session = loop_.on_io([&] {
     auto s = std::make_shared<Session>(*engine_, emulator_->base_url(), "");
@@ -631,15 +634,14 @@ TEST_F(OrchestratorClientTest, payments_keep_a_priced_job_alive_beyond_its_prepa
     sessions_.push_back(s);
     return s;
   });
-  const media::SegmentedClip& input = clip(24, 5.0, 384);
   auto record = std::make_shared<LoopRecord>();
   auto payer = payment_loop(info, mid, record, 400ms);
   loop_.on_io([&] {
     session->run(input);
     return 0;
   });
-  // Well past the prepaid second, the job still runs and output flows.
-  std::this_thread::sleep_for(3500ms);
+  // Well past the prepaid two seconds, the job still runs and output flows.
+  std::this_thread::sleep_for(4500ms);
   EXPECT_FALSE(loop_.on_io([&] { return session->output_end.has_value(); }));
   EXPECT_GT(loop_.on_io([&] { return session->output_segments; }), 0u);
   EXPECT_GE(loop_.on_io([&] { return payer->payments_ok(); }), 6u);

@@ -30,7 +30,10 @@ struct Run {
 
 // Runs naap-loadtest with `args`; `term_after` > 0 sends SIGTERM after that long.
 Run run(std::vector<std::string> args, std::chrono::milliseconds term_after = {}) {
-  const std::string out_path = ::testing::TempDir() + "/bench_cli_out.txt";
+  // One output file per call and process: ctest runs the BenchCli tests in parallel.
+  static int calls = 0;
+  const std::string out_path = ::testing::TempDir() + "/bench_cli_out_" +
+                               std::to_string(::getpid()) + "_" + std::to_string(++calls) + ".txt";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
@@ -53,6 +56,7 @@ Run run(std::vector<std::string> args, std::chrono::milliseconds term_after = {}
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::ifstream in(out_path);
   r.output.assign(std::istreambuf_iterator<char>(in), {});
+  std::filesystem::remove(out_path);
   return r;
 }
 
