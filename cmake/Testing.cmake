@@ -1,6 +1,9 @@
-# naap_add_test(NAME <name> SOURCES <files...> LIBS <libs...> [LABEL l] [TIMEOUT s])
+# naap_add_test(NAME <name> SOURCES <files...> LIBS <libs...> [LABEL l] [TIMEOUT s]
+#               [FIXTURE f] [ENVIRONMENT VAR=value])
 # One function registers every test executable, with one label: fast (default), stress, kafka;
 # the interop suite is labelled interop. (gtest_discover_tests cannot carry a list of labels.)
+# Each gtest case runs as its own ctest test (process); FIXTURE names a ctest fixture they all
+# require (FIXTURES_REQUIRED: ctest runs its setup test before them and its cleanup after).
 if(NAAP_BUILD_TESTS)
   enable_testing()
   find_package(GTest REQUIRED)
@@ -8,7 +11,7 @@ if(NAAP_BUILD_TESTS)
 endif()
 
 function(naap_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT;LABEL" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "" "NAME;TIMEOUT;LABEL;FIXTURE;ENVIRONMENT" "SOURCES;LIBS" ${ARGN})
   if(NOT T_LABEL)
     set(T_LABEL fast)
   endif()
@@ -20,7 +23,14 @@ function(naap_add_test)
   # Where tests find the source tree (scripts, data) and the built naap-loadtest.
   target_compile_definitions(${T_NAME} PRIVATE NAAP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                              NAAP_TEST_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+  set(T_PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT})
+  if(T_FIXTURE)
+    list(APPEND T_PROPERTIES FIXTURES_REQUIRED ${T_FIXTURE})
+  endif()
+  if(T_ENVIRONMENT)
+    list(APPEND T_PROPERTIES ENVIRONMENT ${T_ENVIRONMENT})
+  endif()
   gtest_discover_tests(${T_NAME}
-    PROPERTIES LABELS ${T_LABEL} TIMEOUT ${T_TIMEOUT}
+    PROPERTIES ${T_PROPERTIES}
     DISCOVERY_TIMEOUT 30)
 endfunction()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need on Debian 12: system packages, the Python
-# virtual environment of the interop suite. Idempotent and non-interactive; safe to re-run.
+# virtual environments of the interop and ClickHouse suites. Idempotent and non-interactive;
+# safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libcurl4-openssl-dev libboost-dev libssl-dev nlohmann-json3-dev libcxxopts-dev
   libgtest-dev googletest clang-format-14 openssl curl librdkafka-dev
-  python3 python3-venv python3-pip
+  python3 python3-venv python3-pip python3-jsonschema
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -56,6 +57,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 else
   echo "setup: interop venv up to date"
+fi
+# ClickHouse DDL suite: chDB (ClickHouse as a Python library) in a private venv.
+CHVENV=tests/clickhouse/.venv
+if [ ! -x "$CHVENV/bin/python" ]; then
+  python3 -m venv "$CHVENV"
+fi
+chstamp="$CHVENV/.requirements.sha256"
+chwant="$(sha256sum tests/clickhouse/requirements.txt | cut -d' ' -f1)"
+if [ ! -f "$chstamp" ] || [ "$(cat "$chstamp")" != "$chwant" ]; then
+  echo "setup: installing ClickHouse suite Python packages (chDB)"
+  "$CHVENV/bin/pip" install -q --disable-pip-version-check -r tests/clickhouse/requirements.txt
+  echo "$chwant" > "$chstamp"
+else
+  echo "setup: ClickHouse suite venv up to date"
 fi
 # Apache Kafka broker for the tests: artifacts from Maven Central into tests/kafka/.libs.
 KLIBS=tests/kafka/.libs

@@ -16,14 +16,20 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "naap/core/clock.hpp"
 #include "naap/core/ids.hpp"
 #include "naap/core/log.hpp"
+#include "naap/core/sha256.hpp"
 #include "naap/datasets/dataset.hpp"
 #include "naap/emulator/emulator.hpp"
 #include "naap/media/ingest.hpp"
+#include "naap/reports/publisher.hpp"
 #include "naap/version.hpp"
 #include "naap/workloads/live_session.hpp"
 #include "naap/workloads/run_record.hpp"
+#include "naap/workloads/session_events.hpp"
+#include "naap/workloads/session_plan.hpp"
+#include "results_options.hpp"
 
 namespace naap::cli {
 
@@ -134,11 +140,6 @@ bool write_json(const std::string& path, const json& value, std::string& error) 
   return true;
 }
 
-double preset_dimension(const datasets::Preset& preset, const char* key) {
-  const auto it = preset.params.find(key);
-  return it != preset.params.end() && it->is_number() ? it->get<double>() : 512.0;
-}
-
 }  // namespace
 
 int run_bench(int argc, char** argv) {
@@ -177,6 +178,7 @@ int run_bench(int argc, char** argv) {
       cxxopts::value<std::vector<std::string>>())(
       "emulator-load-time", "with --emulated: seconds of LOADING at stream start",
       cxxopts::value<double>()->default_value("1.0"))("quiet", "no progress line");
+  add_results_options(options);
   int exit_code = k_exit_ok;
   auto args = parse_args(options, argc, argv, exit_code);
   if (!args) return exit_code;
@@ -192,83 +194,35 @@ int run_bench(int argc, char** argv) {
   if (args->count("emulator-fault") && !emulated)
     return usage_error("--emulator-fault needs --emulated");
 
-  // Dataset, preset, scenario, clip.
-  auto manifest = datasets::find_dataset((*args)["dataset"].as<std::string>());
-  if (!manifest) return usage_error(manifest.error().describe());
-  auto dataset = datasets::load_dataset(*manifest);
-  if (!dataset) return usage_error(dataset.error().describe());
-  const std::string pipeline = (*args)["pipeline"].as<std::string>();
-  auto preset = dataset->preset(pipeline);
-  if (!preset) return usage_error(preset.error().describe());
-  const datasets::Scenario* scenario = nullptr;
-  if (const auto id = (*args)["scenario"].as<std::string>(); !id.empty()) {
-    auto s = dataset->scenario(id);
-    if (!s) return usage_error(s.error().describe());
-    scenario = *s;
-    if (scenario->pipeline != pipeline)
-      return usage_error("scenario '" + id + "' is for pipeline '" + scenario->pipeline +
-                         "', not '" + pipeline + "'");
-  } else {
-    for (const auto& s : dataset->scenarios)
-      if (s.pipeline == pipeline) {
-        scenario = &s;
-        break;
-      }
-    if (!scenario)
-      return usage_error("dataset '" + dataset->id + "' has no scenario for pipeline '" + pipeline +
-                         "'; give --scenario");
-  }
-  auto clip = dataset->clip(scenario->clip);
-  if (!clip) return usage_error(clip.error().describe());
-  const double duration_s =
-      args->count("duration") ? (*args)["duration"].as<double>() : scenario->duration_s;
-  const double interval_s = args->count("prompt-interval") ? (*args)["prompt-interval"].as<double>()
-                                                           : scenario->prompt_interval_s;
-  if (!(duration_s > 0) || duration_s > 24 * 3600)
-    return usage_error("--duration must be in (0, 86400] seconds");
-  if (interval_s < 0) return usage_error("--prompt-interval must be >= 0");
-  const std::string decoder = (*args)["decoder"].as<std::string>();
-  if (decoder != "auto" && decoder != "software" && decoder != "nvdec" && decoder != "none")
-    return usage_error("--decoder must be auto, software, nvdec or none");
+  auto results_options = results_options_from(*args);
+  if (!results_options) return usage_error(results_options.error().describe());
 
-  // The session plan.
-  workloads::SessionConfig config;
-  config.model_id = (*preset)->model_id;
-  config.params = (*preset)->params;
-  config.duration = std::chrono::milliseconds(static_cast<std::int64_t>(duration_s * 1000));
-  config.prompt_interval = std::chrono::milliseconds(static_cast<std::int64_t>(interval_s * 1000));
-  auto picker = datasets::PromptPicker::for_scenario(*dataset, *scenario,
-                                                     (*args)["seed"].as<std::uint64_t>());
-  if (!picker) return usage_error(picker.error().describe());
-  const std::size_t steps =
-      1 + (interval_s > 0 ? static_cast<std::size_t>(duration_s / interval_s) : 0);
-  for (std::size_t i = 0; i < steps; ++i) {
-    const std::string prompt = picker->next();
-    auto params = (*preset)->params_with_prompt(prompt);
-    if (!params) return usage_error(params.error().describe());
-    config.prompts.push_back({prompt, std::move(*params)});
+  // The session plan: dataset, preset, scenario, prompts, thresholds, the clip encoded once.
+  workloads::PlanRequest request;
+  request.dataset = (*args)["dataset"].as<std::string>();
+  request.pipeline = (*args)["pipeline"].as<std::string>();
+  request.scenario = (*args)["scenario"].as<std::string>();
+  if (args->count("duration")) request.duration_s = (*args)["duration"].as<double>();
+  if (args->count("prompt-interval"))
+    request.prompt_interval_s = (*args)["prompt-interval"].as<double>();
+  request.seed = (*args)["seed"].as<std::uint64_t>();
+  request.decoder = (*args)["decoder"].as<std::string>();
+  media::ClipCache cache;
+  auto plan = workloads::plan_session(request, cache);
+  if (!plan) {
+    if (plan.error().category == ErrorCategory::config) return usage_error(plan.error().describe());
+    std::fprintf(stderr, "naap-loadtest bench: %s\n", plan.error().describe().c_str());
+    return k_exit_internal;
   }
-  config.decode = decoder != "none";
-  config.decoder.backend = decoder == "software" ? media::DecoderOptions::Backend::software
-                           : decoder == "nvdec"  ? media::DecoderOptions::Backend::nvdec
-                                                 : media::DecoderOptions::Backend::automatic;
+  workloads::SessionConfig config = plan->config;
   config.loopback = args->count("loopback") > 0;
   config.signer_url = (*args)["signer"].as<std::string>();
   config.certificate_pin = (*args)["pin"].as<std::string>();
   config.stream_id = "naap-" + uuid_v4().substr(0, 8);
   config.request_id = uuid_v4().substr(0, 8);
-  const auto& th = (*preset)->thresholds;
-  if (th.max_jitter_fps_cv > 0) config.sla.max_jitter_fps_cv = th.max_jitter_fps_cv;
-  if (th.max_e2e_p95_ms > 0) config.sla.max_e2e_p95_ms = th.max_e2e_p95_ms;
-  if (th.min_output_fps > 0) config.sla.min_output_fps = th.min_output_fps;
-  if (th.max_startup_ms > 0) config.sla.max_startup_ms = th.max_startup_ms;
 
-  workloads::RunContext context;
+  workloads::RunContext context = plan->context;
   context.test_run_id = uuid_v4();
-  context.scenario = scenario->id;
-  context.dataset_id = dataset->id;
-  context.dataset_version = dataset->version;
-  context.pipeline = pipeline;
   context.software_version = k_version;
   context.region = (*args)["region"].as<std::string>();
   context.gateway_id = (*args)["gateway-id"].as<std::string>();
@@ -277,29 +231,7 @@ int run_bench(int argc, char** argv) {
     gethostname(host, sizeof host - 1);
     context.gateway_id = host;
   }
-  context.clip_id = (*clip)->id;
-  context.clip_sha256 = (*clip)->sha256;
-
-  // Input: the clip encoded once (scaled to the preset's size), replayed for the whole run.
-  media::IngestSource source;
-  if ((*clip)->synthetic()) {
-    source.pattern = (*clip)->synthetic_pattern;
-    source.duration_s = (*clip)->duration_s;
-  } else {
-    source.path = (*clip)->path.string();
-  }
-  media::IngestOptions ingest;
-  ingest.width = static_cast<int>(preset_dimension(**preset, "width"));
-  ingest.height = static_cast<int>(preset_dimension(**preset, "height"));
-  ingest.fps = static_cast<int>(std::lround((*clip)->fps > 0 ? (*clip)->fps : 24));
-  ingest.gop_seconds = 1.0;
-  media::ClipCache cache;
-  auto encoded = cache.get(source, ingest);
-  if (!encoded) {
-    std::fprintf(stderr, "naap-loadtest bench: input clip: %s\n",
-                 encoded.error().describe().c_str());
-    return k_exit_internal;
-  }
+  const auto encoded = plan->input;
 
   // The in-process emulator, on its own thread like a separate peer.
   std::unique_ptr<asio::io_context> emu_io;
@@ -309,7 +241,7 @@ int run_bench(int argc, char** argv) {
   if (emulated) {
     emulator::EmulatorOptions eo;
     eo.port = 0;
-    eo.models = {emulator::ModelOffer{(*preset)->model_id}};
+    eo.models = {emulator::ModelOffer{config.model_id}};
     eo.load_time_s = (*args)["emulator-load-time"].as<double>();
     if (args->count("emulator-fault")) {
       for (const auto& kv : (*args)["emulator-fault"].as<std::vector<std::string>>()) {
@@ -333,6 +265,26 @@ int run_bench(int argc, char** argv) {
   }
   config.orchestrators = orchestrators;
 
+  // Results: every event is spooled, then handed to the sink (docs/results.md).
+  auto publisher = reports::open_results(*results_options);
+  if (!publisher) {
+    std::fprintf(stderr, "naap-loadtest bench: results: %s\n",
+                 publisher.error().describe().c_str());
+    if (emu) {
+      asio::post(*emu_io, [&] { emu->stop(); });
+      emu_work.reset();
+      emu_thread.join();
+    }
+    return k_exit_usage;
+  }
+  const std::int64_t run_started_ms = unix_millis_now();
+  std::uint64_t refused = 0;
+  auto publish = [&](reports::Envelope&& e) {
+    if (*publisher && !(*publisher)->publish(e)) ++refused;
+  };
+  workloads::SessionEvents events(workloads::event_tags(context, config), config, publish);
+  config.on_signal = [&events](const workloads::SessionSignal& s) { events.on_signal(s); };
+
   // The gateway: one io thread for the network, a small pool for decoding.
   asio::io_context io;
   http::Engine engine(io);
@@ -340,7 +292,7 @@ int run_bench(int argc, char** argv) {
   orch::OrchestratorClient probes(2);
   const bool progress_line = args->count("quiet") == 0 && isatty(STDERR_FILENO);
   std::optional<workloads::SessionResult> result;
-  auto input = std::make_shared<workloads::LoopingInput>(*encoded);
+  auto input = std::make_shared<workloads::LoopingInput>(encoded);
   std::shared_ptr<workloads::LiveSession> session;
   asio::steady_timer progress_timer(io);
   asio::steady_timer stop_timer(io);
@@ -390,9 +342,42 @@ int run_bench(int argc, char** argv) {
   }
   print_report(*result, context);
   int code = workloads::exit_code_for(result->outcome);
+  const json record = workloads::make_run_record(context, config, *result);
+  events.on_result(record);
+  {
+    json summary = {
+        {"run_started_ms", run_started_ms},
+        {"run_ended_ms", unix_millis_now()},
+        {"sessions_planned", 1},
+        {"sessions_started", 1},
+        {"outcomes", {{result->outcome, 1}}},
+        {"orchestrators_tested", result->orchestrators.size()},
+        {"orchestrators_excused", result->outcome == "excused_no_capacity" ? 1 : 0},
+        {"config_sha256", Sha256::hex(json{{"orchestrators", config.orchestrators},
+                                           {"model_id", config.model_id},
+                                           {"prompts", record["prompts"].size()},
+                                           {"duration_ms", config.duration.count()}}
+                                          .dump())},
+        {"datasets",
+         json::array({{{"id", context.dataset_id}, {"version", context.dataset_version}}})},
+        {"software_version", context.software_version}};
+    publish(reports::run_summary(workloads::event_tags(context, config), std::move(summary),
+                                 unix_millis_now()));
+  }
+  if (*publisher) {
+    const std::size_t left = (*publisher)->shutdown(results_options->flush_deadline);
+    const auto snap = (*publisher)->snapshot();
+    std::printf(
+        "  results             %llu events to %s%s\n",
+        static_cast<unsigned long long>(events.published() + 1), snap.sink.c_str(),
+        left == 0
+            ? ", all delivered"
+            : (", " + std::to_string(left) + " still spooled (sent on the next run)").c_str());
+    if (refused > 0) code = k_exit_internal;
+  }
   std::string error;
   if (const auto path = (*args)["json"].as<std::string>(); !path.empty()) {
-    if (!write_json(path, workloads::make_run_record(context, config, *result), error)) {
+    if (!write_json(path, record, error)) {
       std::fprintf(stderr, "naap-loadtest bench: run record: %s\n", error.c_str());
       code = k_exit_internal;
     }

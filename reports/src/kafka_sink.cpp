@@ -13,6 +13,9 @@ struct KafkaSink::Impl {
   rd_kafka_t* producer = nullptr;     // owned
   rd_kafka_topic_t* topic = nullptr;  // owned
   bool shutting_down = false;         // reports during destruction only free their callbacks
+  // The latest client-level failure (authentication, TLS, unreachable brokers) since the last
+  // positive report: delivery failures carry it as their cause.
+  std::optional<Error> client_error;
 
   ~Impl() {
     if (producer != nullptr) {
@@ -29,22 +32,51 @@ struct KafkaSink::Impl {
     std::unique_ptr<DeliveryCallback> done(static_cast<DeliveryCallback*>(msg->_private));
     if (!done || self->shutting_down) return;
     if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      self->client_error.reset();
       (*done)(std::nullopt);
       return;
     }
-    (*done)(Error(ErrorCategory::sink,
-                  std::string("Kafka delivery failed: ") + rd_kafka_err2str(msg->err), true)
-                .with("topic", self->options.topic)
-                .with("brokers", self->options.brokers));
+    Error error(ErrorCategory::sink,
+                std::string("Kafka delivery failed: ") + rd_kafka_err2str(msg->err), true);
+    error.with("code", rd_kafka_err2name(msg->err))
+        .with("topic", self->options.topic)
+        .with("brokers", self->options.brokers);
+    // A timeout says little by itself: name what kept the client from the broker.
+    if (self->client_error) {
+      error.with("cause", self->client_error->message);
+      if (auto hint = self->client_error->get("hint"); !hint.empty()) {
+        error.with("hint", std::string(hint));
+      }
+    }
+    (*done)(error);
   }
 
   static void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    // Broker down, bad credentials, unknown topic: logged here; records keep retrying until
-    // delivery_timeout and then report failure (they stay spooled).
+    const auto code = static_cast<rd_kafka_resp_err_t>(err);
+    // Broker down, bad credentials, TLS trust: logged and kept for client_error(); records keep
+    // retrying until delivery_timeout and then report failure (they stay spooled). An unknown
+    // topic does not come here: its records fail after topic.metadata.propagation.max.ms.
     log::warn("kafka_error", {{"brokers", self->options.brokers},
-                              {"code", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))},
+                              {"code", rd_kafka_err2name(code)},
                               {"reason", reason}});
+    // "1/1 brokers are down" follows every failed handshake: it does not replace the failure
+    // that explains it.
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && self->client_error) return;
+    self->client_error =
+        Error(code == RD_KAFKA_RESP_ERR__SSL ? ErrorCategory::tls : ErrorCategory::sink,
+              std::string("Kafka client error: ") + reason, true)
+            .with("code", rd_kafka_err2name(code))
+            .with("brokers", self->options.brokers);
+    // librdkafka before 2.6.1 repeats the client nonce in its SCRAM final message, which Kafka
+    // 4.x brokers reject whatever the password (librdkafka PR #4895).
+    if (code == RD_KAFKA_RESP_ERR__AUTHENTICATION &&
+        self->options.sasl_mechanism.starts_with("SCRAM") && rd_kafka_version() < 0x020601ff) {
+      self->client_error->with(
+          "hint", std::string("librdkafka ") + rd_kafka_version_str() +
+                      " (< 2.6.1) fails SCRAM against Kafka 4.x brokers even with the right "
+                      "password: use PLAIN over TLS there, or a newer librdkafka");
+    }
   }
 };
 
@@ -110,6 +142,7 @@ void KafkaSink::deliver(const SpoolRecord& record, DeliveryCallback done) {
     const rd_kafka_resp_err_t err = rd_kafka_last_error();
     (*owned)(Error(ErrorCategory::sink,
                    std::string("Kafka produce refused: ") + rd_kafka_err2str(err), true)
+                 .with("code", rd_kafka_err2name(err))
                  .with("topic", impl_->options.topic)
                  .with("id", record.id));
   }
@@ -133,6 +166,10 @@ Result<void> KafkaSink::flush(std::chrono::milliseconds deadline) {
 
 int KafkaSink::outstanding() const {
   return rd_kafka_outq_len(impl_->producer);
+}
+
+const std::optional<Error>& KafkaSink::client_error() const {
+  return impl_->client_error;
 }
 
 }  // namespace naap::reports

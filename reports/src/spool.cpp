@@ -3,6 +3,7 @@
 #include "naap/reports/spool.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,6 +40,19 @@ Result<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
     return fail(Error(ErrorCategory::config, "spool path is empty"));
   }
   std::unique_ptr<Spool> spool(new Spool(std::move(options)));
+  // One process per journal: a second writer would interleave lines and race compaction. The
+  // lock is on a side file because compaction replaces the journal's inode.
+  const std::string lock_path = spool->path().string() + ".lock";
+  spool->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (spool->lock_fd_ < 0)
+    return fail(Error(ErrorCategory::sink,
+                      "cannot open the spool lock file: " + std::string(std::strerror(errno)))
+                    .with("path", lock_path));
+  if (::flock(spool->lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    return fail(Error(ErrorCategory::config,
+                      "the spool is in use by another naap-loadtest process (give each process "
+                      "its own spool)")
+                    .with("path", spool->path().string()));
   if (auto r = spool->replay(); !r) return fail(r.error());
   if (auto r = spool->open_for_append(); !r) return fail(r.error());
   if (spool->pending_count() > 0 || spool->corrupt_lines() > 0) {
@@ -52,6 +66,7 @@ Result<std::unique_ptr<Spool>> Spool::open(SpoolOptions options) {
 
 Spool::~Spool() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 void Spool::add_pending(SpoolRecord record, std::uint64_t line_bytes) {

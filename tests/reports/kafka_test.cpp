@@ -2,16 +2,17 @@
 // reads equals what was published, and broker absence, a broker crash and a producer SIGKILL
 // lose no record (duplicates only as at-least-once allows, identifiable by id).
 #include <gtest/gtest.h>
-#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "kafka_support.hpp"
 #include "naap/core/ids.hpp"
 #include "naap/reports/delivery.hpp"
 #include "naap/reports/envelope.hpp"
@@ -25,69 +26,16 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// tests/kafka/broker.sh around one data folder; stopped in the destructor.
-class Broker {
- public:
-  explicit Broker(fs::path dir) : dir_(std::move(dir)) {
-    port_ = 20000 + static_cast<int>(::getpid() % 20000);
-    port_ -= port_ % 2;  // port and port+1 (controller)
-  }
-  ~Broker() { run("stop"); }
-  bool start() { return run("start " + std::to_string(port_)) == 0; }
-  void kill() { run("kill"); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int run(const std::string& args) {
-    std::string cmd = std::string("bash ") + NAAP_TEST_SOURCE_DIR + "/tests/kafka/broker.sh " +
-                      args.substr(0, args.find(' ')) + " " + dir_.string() +
-                      (args.find(' ') == std::string::npos ? "" : args.substr(args.find(' ')));
-    return std::system(cmd.c_str());
-  }
-  fs::path dir_;
-  int port_;
-};
-
-// An independent reader of the topic: librdkafka's consumer, not our sink code.
-std::vector<std::pair<std::string, std::string>> consume_all(const std::string& brokers,
-                                                             const std::string& topic,
-                                                             std::size_t at_least,
-                                                             std::chrono::seconds timeout) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "group.id", ("verify-" + uuid_v4()).c_str(), err, sizeof err);
-  rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, sizeof err);
-  rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
-  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  rd_kafka_poll_set_consumer(consumer);
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
-  rd_kafka_subscribe(consumer, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
-  std::vector<std::pair<std::string, std::string>> out;  // key, value
-  auto poll_once = [&](int timeout_ms) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, timeout_ms);
-    if (m == nullptr) return;
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      out.emplace_back(std::string(static_cast<const char*>(m->key), m->key_len),
-                       std::string(static_cast<const char*>(m->payload), m->len));
-    }
-    rd_kafka_message_destroy(m);
-  };
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (out.size() < at_least && std::chrono::steady_clock::now() < deadline) poll_once(200);
-  // A moment more: duplicates (at-least-once) would arrive right behind.
-  for (int i = 0; i < 5; ++i) poll_once(100);
-  rd_kafka_consumer_close(consumer);
-  rd_kafka_destroy(consumer);
-  return out;
-}
+using kafka_support::Broker;
+using kafka_support::consume_all;
+using kafka_support::drain;
 
 class KafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    broker_ = std::make_unique<Broker>(dir_ / "broker");
+    int port = 20000 + static_cast<int>(::getpid() % 20000);
+    port -= port % 2;  // port and port+1 (controller)
+    broker_ = std::make_unique<Broker>(dir_ / "broker", port);
     topic_ = "naap-test-" + uuid_v4().substr(0, 8);
   }
   void TearDown() override { broker_.reset(); }  // stops the broker before tmp_ goes
@@ -101,41 +49,10 @@ class KafkaTest : public ::testing::Test {
     EXPECT_TRUE(k.has_value()) << (k ? "" : k.error().describe());
     return std::move(*k);
   }
-  static Envelope event(int i) {
-    return make_envelope("stream_trace", "naap-lt-test-1",
-                         {{"type", "gateway_send_first_ingest_segment"},
-                          {"seq_in_session", i},
-                          {"request_id", "r-" + std::to_string(i % 5)},
-                          {"synthetic", true}},
-                         "r-" + std::to_string(i % 5));
-  }
-  // Polls until the backlog is empty or the timeout passes.
-  static bool drain(Delivery& d, KafkaSink& k, std::chrono::seconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      k.poll();
-      if (d.backlog() == 0) return true;
-      if (d.in_flight() == 0) d.retry_pending();
-      std::this_thread::sleep_for(50ms);
-    }
-    return d.backlog() == 0;
-  }
+  static Envelope event(int i) { return kafka_support::test_event(i); }
   // Checks that every published id arrived (at least once), with the exact bytes.
   void expect_all_arrived(const std::map<std::string, std::string>& sent, std::size_t at_least) {
-    auto got = consume_all(broker_->address(), topic_, at_least, 60s);
-    std::map<std::string, int> count;
-    for (const auto& [key, value] : got) {
-      auto e = parse_envelope(value);
-      ASSERT_TRUE(e.has_value()) << value;
-      ++count[e->id];
-      auto it = sent.find(e->id);
-      ASSERT_NE(it, sent.end()) << "unexpected id " << e->id;
-      EXPECT_EQ(value, it->second) << "content differs for " << e->id;
-      EXPECT_EQ(key, e->data["request_id"]) << "keyed by request_id";
-    }
-    for (const auto& [id, value] : sent) EXPECT_GE(count[id], 1) << "lost record " << id;
-    std::printf("consumed %zu messages for %zu records (%zu duplicates)\n", got.size(), sent.size(),
-                got.size() - count.size());
+    kafka_support::expect_all_arrived(sent, consume_all(broker_->address(), topic_, at_least, 60s));
   }
   test::TestDir tmp_{"naap-kafka"};
   const fs::path& dir_ = tmp_.path();
@@ -254,6 +171,65 @@ TEST_F(KafkaTest, producer_sigkill_with_records_in_flight_resends_them_on_restar
   EXPECT_EQ(d.retry_pending(), 40u);
   ASSERT_TRUE(drain(d, *k, 60s));
   expect_all_arrived(sent, 40);
+}
+
+// The whole path a user runs: `naap-loadtest bench --emulated --kafka-brokers …` publishes a
+// session's events through its spool to the broker; an independent consumer reads the topic and
+// every message passes the NaaP contract checker (tests/contract/validate_events.py against
+// reports/schemas), keyed as EVENTS.md §5.5 says.
+TEST_F(KafkaTest, bench_events_reach_a_consumer_shaped_for_the_naap_contract) {
+  ASSERT_TRUE(broker_->start());
+  const std::string out = (dir_ / "bench.out").string();
+  const std::string record = (dir_ / "record.json").string();
+  const std::string cmd = std::string(NAAP_TEST_BIN_DIR) +
+                          "/naap-loadtest bench --emulated --quiet --duration 6 "
+                          "--prompt-interval 2 --gateway-id kafka-contract --kafka-brokers " +
+                          broker_->address() + " --kafka-topic " + topic_ + " --spool " +
+                          (dir_ / "bench.spool").string() + " --json " + record + " > " + out +
+                          " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream report(out);
+  const std::string text((std::istreambuf_iterator<char>(report)), {});
+  const auto at = text.find("results ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_NE(text.find("all delivered", at), std::string::npos) << text;
+  const std::size_t published = std::stoul(text.substr(text.find_first_of("0123456789", at)));
+  ASSERT_GT(published, 8u) << text;
+
+  const auto messages = consume_all(broker_->address(), topic_, published, 60s);
+  ASSERT_EQ(messages.size(), published) << "every event once: nothing lost, no duplicate";
+  const fs::path events = dir_ / "consumed.jsonl";
+  std::ofstream lines(events);
+  std::set<std::string> ids;
+  std::string request_id;
+  for (const auto& [key, value] : messages) {
+    lines << value << "\n";
+    auto e = parse_envelope(value);
+    ASSERT_TRUE(e) << value;
+    ids.insert(e->id);
+    if (e->data.is_object() && e->data.value("type", "") == "run_summary") {
+      EXPECT_EQ(key, e->data["test_run_id"]) << "a run's summary is keyed by the run";
+    } else {
+      ASSERT_TRUE(e->data.contains("request_id")) << value;
+      EXPECT_EQ(key, e->data["request_id"]) << "a session's events are keyed by its request";
+      if (request_id.empty()) request_id = key;
+      EXPECT_EQ(key, request_id) << "one session: one key, one partition, in order";
+    }
+  }
+  lines.close();
+  EXPECT_EQ(ids.size(), messages.size());
+  const std::string validate = std::string("python3 ") + NAAP_TEST_SOURCE_DIR +
+                               "/tests/contract/validate_events.py --schemas " +
+                               NAAP_TEST_SOURCE_DIR + "/reports/schemas --record " + record + " " +
+                               events.string() +
+                               " --require stream_trace/gateway_receive_stream_request"
+                               " --require stream_trace/gateway_send_first_ingest_segment"
+                               " --require stream_trace/gateway_receive_first_processed_segment"
+                               " --require stream_trace/gateway_ingest_stream_closed"
+                               " --require ai_stream_events/params_update"
+                               " --require synthetic_test_result/session_result"
+                               " --require synthetic_test_result/run_summary";
+  EXPECT_EQ(std::system(validate.c_str()), 0) << validate;
 }
 
 TEST(KafkaConfig, invalid_settings_name_the_property) {

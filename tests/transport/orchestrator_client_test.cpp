@@ -395,6 +395,28 @@ TEST_F(OrchestratorClientTest, get_orchestrator_returns_the_model_with_capacity_
   EXPECT_TRUE(probe(pinned));
 }
 
+TEST_F(OrchestratorClientTest, network_capabilities_entry_has_go_livepeers_json_shape) {
+  start();
+  auto r = probe(noop());
+  ASSERT_TRUE(r) << r.error().describe();
+  const json entry = orch::network_capabilities_entry(r->info);
+  EXPECT_EQ(entry["orch_uri"], emulator_->base_url());
+  ASSERT_TRUE(entry["address"].is_string());
+  EXPECT_EQ(entry["address"].get<std::string>().size(), 42u) << entry["address"];
+  EXPECT_EQ(entry["local_address"], entry["address"]);
+  const json& caps = entry["capabilities"];
+  ASSERT_TRUE(caps.is_object()) << entry.dump();
+  ASSERT_TRUE(caps["bitstring"].is_array());
+  EXPECT_TRUE(caps["bitstring"][0].is_number_unsigned()) << "uint64 as a number, as Go writes it";
+  // Capability 35 (live-video-to-video) with our model, keyed by decimal strings.
+  const json& model = caps["constraints"]["PerCapability"]["35"]["models"]["noop"];
+  EXPECT_EQ(model["warm"], true) << caps.dump();
+  EXPECT_EQ(model["capacity"], 4);
+  EXPECT_FALSE(model.contains("capacityInUse")) << "zero is omitted (omitempty)";
+  EXPECT_TRUE(entry.contains("capabilities_prices"));
+  EXPECT_TRUE(entry.contains("hardware"));
+}
+
 TEST_F(OrchestratorClientTest, capped_orchestrator_is_recognised_and_ignore_capacity_check_passes) {
   EmulatorOptions options;
   emulator::ModelOffer full;

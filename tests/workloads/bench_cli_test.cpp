@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -24,8 +25,9 @@ namespace {
 using json = nlohmann::json;
 
 struct Run {
-  int code = -1;       // exit status
-  std::string output;  // stdout + stderr
+  int code = -1;            // exit status
+  std::string output;       // stdout + stderr
+  std::string events_path;  // where its events went (unless the test chose)
 };
 
 // Runs naap-loadtest with `args`; `term_after` > 0 sends SIGTERM after that long.
@@ -39,6 +41,12 @@ Run run(std::vector<std::string> args, std::chrono::milliseconds term_after = {}
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  // Events go to a file of this call's own (the default, ./naap-events.jsonl, is one spool per
+  // folder and the tests run in parallel).
+  if (std::find(args.begin(), args.end(), "--events") == args.end()) {
+    args.push_back("--events");
+    args.push_back("jsonl:" + out_path + ".events.jsonl");
+  }
   const std::string bin = std::string(NAAP_TEST_BIN_DIR) + "/naap-loadtest";
   std::vector<char*> argv{const_cast<char*>(bin.c_str())};
   for (auto& a : args) argv.push_back(a.data());
@@ -56,6 +64,7 @@ Run run(std::vector<std::string> args, std::chrono::milliseconds term_after = {}
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::ifstream in(out_path);
   r.output.assign(std::istreambuf_iterator<char>(in), {});
+  r.events_path = out_path + ".events.jsonl";
   std::filesystem::remove(out_path);
   return r;
 }
@@ -91,6 +100,16 @@ TEST(BenchCli, emulated_run_reports_passes_and_writes_record_and_timeline) {
   ASSERT_TRUE(tl.is_object()) << "no timeline";
   EXPECT_GT(tl["input_frames"]["rows"].size(), 100u);
   EXPECT_GT(tl["output_frames"]["rows"].size(), 80u);
+  // The events went through the spool to the JSONL sink; the last two are the results.
+  std::ifstream events(r.events_path);
+  std::vector<json> lines;
+  for (std::string line; std::getline(events, line);) lines.push_back(json::parse(line));
+  ASSERT_GE(lines.size(), 6u) << r.events_path;
+  EXPECT_EQ(lines.front()["data"]["type"], "gateway_receive_stream_request");
+  EXPECT_EQ(lines[lines.size() - 2]["data"]["type"], "session_result");
+  EXPECT_EQ(lines[lines.size() - 2]["data"]["record"], rec) << "the summary carries the record";
+  EXPECT_EQ(lines.back()["data"]["type"], "run_summary");
+  EXPECT_NE(r.output.find("all delivered"), std::string::npos) << r.output;
 }
 
 TEST(BenchCli, usage_errors_exit_2_naming_the_problem) {

@@ -9,6 +9,7 @@
 
 #include "../transport/signer_standin.hpp"
 #include "naap/workloads/run_record.hpp"
+#include "naap/workloads/session_events.hpp"
 #include "session_harness.hpp"
 
 namespace naap::test {
@@ -305,6 +306,15 @@ TEST(LiveSessionPool, swap_moves_the_stream_to_the_next_orchestrator_and_records
   EmulatorPeer bad(emulator_options({{"crash_after_s", "2"}}));
   EmulatorPeer good(emulator_options());
   auto config = session_config({bad.address(), good.address()}, 8);
+  workloads::RunContext ctx;
+  ctx.test_run_id = "t";
+  ctx.gateway_id = "gw-test";
+  ctx.scenario = "pool";
+  std::vector<reports::Envelope> events;
+  auto emitter = std::make_shared<workloads::SessionEvents>(
+      workloads::event_tags(ctx, config), config,
+      [&events](reports::Envelope&& e) { events.push_back(std::move(e)); });
+  config.on_signal = [emitter](const workloads::SessionSignal& s) { emitter->on_signal(s); };
   auto r = run_session(config);
   ASSERT_EQ(r.timeline.swaps.size(), 1u) << r.message;
   const auto& swap = r.timeline.swaps[0];
@@ -324,12 +334,34 @@ TEST(LiveSessionPool, swap_moves_the_stream_to_the_next_orchestrator_and_records
   EXPECT_EQ(truth.value("stream_id", ""), config.stream_id);
   EXPECT_EQ(truth.value("request_id", ""), config.request_id);
   // The record names the swap and its cause.
-  workloads::RunContext ctx;
-  ctx.test_run_id = "t";
   const json record = workloads::make_run_record(ctx, config, r);
   ASSERT_EQ(record.at("swaps").size(), 1u);
   EXPECT_EQ(record.at("swaps")[0].at("from_orchestrator"), bad.address());
   EXPECT_TRUE(record.at("synthetic").get<bool>());
+
+  // The events say it as go-livepeer's gateway does: a gateway error and an orchestrator_swap
+  // trace naming the orchestrator left, first-segment traces from each orchestrator, and one
+  // session key (stream_id|request_id) throughout.
+  emitter->on_result(record);
+  std::vector<json> swaps, ingest_urls;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.data.value("stream_id", ""), config.stream_id) << e.type;
+    EXPECT_EQ(e.data.value("request_id", ""), config.request_id) << e.type;
+    EXPECT_EQ(e.key, config.request_id);
+    const std::string subtype = e.data.value("type", "");
+    if (subtype == "orchestrator_swap") swaps.push_back(e.data);
+    if (subtype == "gateway_send_first_ingest_segment")
+      ingest_urls.push_back(e.data["orchestrator_info"]["url"]);
+  }
+  ASSERT_EQ(swaps.size(), 1u);
+  EXPECT_EQ(swaps[0]["orchestrator_info"]["url"], "https://" + bad.address());
+  EXPECT_NE(swaps[0]["message"].get<std::string>().find("crashed"), std::string::npos);
+  EXPECT_EQ(ingest_urls,
+            (std::vector<json>{"https://" + bad.address(), "https://" + good.address()}));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().data["type"], "session_result");
+  EXPECT_EQ(events.back().data["swap_count"], 1);
+  EXPECT_EQ(events.back().data["orchestrator_info"]["url"], "https://" + good.address());
 }
 
 TEST(LiveSessionPool, gives_up_after_two_swaps_within_three_minutes) {

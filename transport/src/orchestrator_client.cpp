@@ -1103,3 +1103,123 @@ void PaymentLoop::record(PaymentCall call) {
 }
 
 }  // namespace naap::orch
+
+namespace naap::orch {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Go's encoding/json with protoc-gen-go tags: `omitempty` drops zero values and empty maps.
+void put(json& j, const char* key, std::uint64_t v) {
+  if (v != 0) j[key] = v;
+}
+void put(json& j, const char* key, std::int64_t v) {
+  if (v != 0) j[key] = v;
+}
+void put(json& j, const char* key, const std::string& v) {
+  if (!v.empty()) j[key] = v;
+}
+
+json capabilities_json(const net::Capabilities& c) {
+  json j = json::object();
+  if (c.bitstring_size() > 0)
+    j["bitstring"] = std::vector<std::uint64_t>(c.bitstring().begin(), c.bitstring().end());
+  if (c.mandatories_size() > 0)
+    j["mandatories"] = std::vector<std::uint64_t>(c.mandatories().begin(), c.mandatories().end());
+  if (!c.capacities().empty()) {
+    json m = json::object();
+    for (const auto& [cap, n] : c.capacities()) m[std::to_string(cap)] = n;
+    j["capacities"] = std::move(m);
+  }
+  put(j, "version", c.version());
+  if (c.has_constraints()) {
+    json constraints = json::object();
+    put(constraints, "minVersion", c.constraints().minversion());
+    if (!c.constraints().percapability().empty()) {
+      json per = json::object();
+      for (const auto& [cap, cc] : c.constraints().percapability()) {
+        json models = json::object();
+        for (const auto& [model, mc] : cc.models()) {
+          json m = json::object();
+          if (mc.warm()) m["warm"] = true;
+          put(m, "capacity", static_cast<std::uint64_t>(mc.capacity()));
+          put(m, "runnerVersion", mc.runnerversion());
+          put(m, "capacityInUse", static_cast<std::uint64_t>(mc.capacityinuse()));
+          models[model] = std::move(m);
+        }
+        json entry = json::object();
+        if (!models.empty()) entry["models"] = std::move(models);
+        per[std::to_string(cap)] = std::move(entry);
+      }
+      constraints["PerCapability"] = std::move(per);
+    }
+    j["constraints"] = std::move(constraints);
+  }
+  return j;
+}
+
+json price_json(const net::PriceInfo& p) {
+  json j = json::object();
+  put(j, "pricePerUnit", static_cast<std::int64_t>(p.priceperunit()));
+  put(j, "pixelsPerUnit", static_cast<std::int64_t>(p.pixelsperunit()));
+  put(j, "capability", static_cast<std::uint64_t>(p.capability()));
+  put(j, "constraint", p.constraint());
+  return j;
+}
+
+json hardware_json(const net::HardwareInformation& h) {
+  json j = json::object();
+  put(j, "pipeline", h.pipeline());
+  put(j, "model_id", h.model_id());
+  if (!h.gpu_info().empty()) {
+    json gpus = json::object();
+    for (const auto& [id, g] : h.gpu_info()) {
+      json gpu = json::object();
+      put(gpu, "id", g.id());
+      put(gpu, "name", g.name());
+      put(gpu, "major", static_cast<std::uint64_t>(g.major()));
+      put(gpu, "minor", static_cast<std::uint64_t>(g.minor()));
+      put(gpu, "memory_free", static_cast<std::int64_t>(g.memory_free()));
+      put(gpu, "memory_total", static_cast<std::int64_t>(g.memory_total()));
+      gpus[id] = std::move(gpu);
+    }
+    j["gpu_info"] = std::move(gpus);
+  }
+  return j;
+}
+
+}  // namespace
+
+json network_capabilities_entry(const net::OrchestratorInfo& info) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string address;
+  if (!info.address().empty()) {
+    address = "0x";
+    for (unsigned char c : info.address()) {
+      address += hex[c >> 4];
+      address += hex[c & 15];
+    }
+  }
+  json prices = json();  // Go: a nil slice is null
+  if (info.capabilities_prices_size() > 0) {
+    prices = json::array();
+    for (const auto& p : info.capabilities_prices()) prices.push_back(price_json(p));
+  } else if (info.has_price_info()) {
+    prices = json::array({price_json(info.price_info())});
+  }
+  json hardware = json();
+  if (info.hardware_size() > 0) {
+    hardware = json::array();
+    for (const auto& h : info.hardware()) hardware.push_back(hardware_json(h));
+  }
+  return {
+      {"address", address},
+      {"local_address", address},
+      {"orch_uri", info.transcoder()},
+      {"capabilities", info.has_capabilities() ? capabilities_json(info.capabilities()) : json()},
+      {"capabilities_prices", std::move(prices)},
+      {"hardware", std::move(hardware)}};
+}
+
+}  // namespace naap::orch

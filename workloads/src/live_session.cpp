@@ -8,6 +8,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include "naap/core/clock.hpp"
 #include "naap/core/log.hpp"
 #include "naap/core/sha256.hpp"
 #include "naap/media/probes.hpp"
@@ -116,12 +117,45 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     bool any_loading_frame = false;                            // a loading frame in this epoch
     int bad_events_in_row = 0;                                 // consecutive non-JSON events
     std::int64_t last_output_pts = 0;                          // PTS of the last output frame
+    bool ingest_signalled = false;                             // first input segment reported
+    int output_segments_read = 0;                              // read to their end
   };
+
+  // ---- signals (EVENTS.md §5.2 trigger points) ----
+
+  using Kind = SessionSignal::Kind;
+
+  void signal(Kind kind, const Epoch* about, std::string message = {}, json body = nullptr) {
+    std::string address;
+    std::string url;
+    if (about) {
+      address = hex_address(about->info.address());
+      if (address.empty()) address = about->address;
+      url = about->info.transcoder();
+    }
+    signal_about(kind, std::move(address), std::move(url), std::move(message), std::move(body));
+  }
+
+  void signal_about(Kind kind, std::string address, std::string url, std::string message = {},
+                    json body = nullptr) {
+    if (!config.on_signal) return;
+    SessionSignal s;
+    s.kind = kind;
+    s.wall_ms = unix_millis_now();
+    s.elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - began).count();
+    s.orchestrator_address = std::move(address);
+    s.orchestrator_url = std::move(url);
+    s.target = attempt_address;
+    s.message = std::move(message);
+    s.body = std::move(body);
+    config.on_signal(s);
+  }
 
   // ---- lifecycle ----
 
   void start() {
-    t0 = Clock::now();
+    t0 = began = Clock::now();
+    signal(Kind::stream_request, nullptr);
     result.started_at = std::chrono::system_clock::now();
     tl.input_fps = input->fps();
     tl.runner_fps_cap = 24;
@@ -177,7 +211,10 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       return;
     }
     attempt_index = candidates[cursor++];
-    probe(config.orchestrators[attempt_index]);
+    attempt_address = config.orchestrators[attempt_index];
+    attempt_url.clear();
+    attempt_eth.clear();
+    probe(attempt_address);
   }
 
   Micros us(Clock::time_point tp) const {
@@ -235,6 +272,8 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     result.orchestrators.push_back(seen);
+    attempt_url = seen.url;
+    attempt_eth = seen.eth_address;
     auto pending = std::make_shared<Epoch>();
     pending->index = static_cast<int>(tl.epochs.size());
     pending->address = address;
@@ -332,6 +371,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void note_start_failure(std::string outcome, std::string message) {
+    const std::string outcome_now = outcome;
     // The first failure names the session's outcome unless a later attempt succeeds; an
     // excused refusal (no capacity) loses to a real failure elsewhere in the pool.
     if (start_failure_outcome.empty() || start_failure_outcome == "excused_no_capacity") {
@@ -340,6 +380,10 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     }
     log::warn("session_start_attempt_failed",
               {{"stream_id", config.stream_id}, {"message", message}});
+    // Charged to the orchestrator that failed it (EVENTS.md §5.2): the event names it.
+    if (outcome_now != "excused_no_capacity")
+      signal_about(Kind::start_failed, attempt_eth.empty() ? attempt_address : attempt_eth,
+                   attempt_url.empty() ? "https://" + attempt_address : attempt_url, message);
   }
 
   void finish_failed_start() {
@@ -349,6 +393,8 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
                                start_failure_message + ")");
       return;
     }
+    if (start_failure_outcome == "excused_no_capacity")
+      signal(Kind::no_orchestrators, nullptr, start_failure_message);
     finish(start_failure_outcome.empty() ? "start_failed" : start_failure_outcome,
            start_failure_message.empty() ? "no orchestrator given" : start_failure_message);
   }
@@ -429,6 +475,11 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       if (!self || !self->current(index)) return;
       self->epoch->last_output = Clock::now();
       self->epoch->pipeline->end_segment();
+      if (end.complete) {
+        const int read = ++self->epoch->output_segments_read;
+        if (read == 1) self->signal(Kind::first_processed_segment, self->epoch.get());
+        if (read == 3) self->signal(Kind::few_processed_segments, self->epoch.get());
+      }
       if (!end.complete && end.error && self->input_recent())
         self->trigger("output_copy_failed",
                       "trickle subscribe error, swapping: " + end.error->describe(),
@@ -649,6 +700,10 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     seg.completed = now_us();
     seg.bytes = o.bytes;
     seg.status = o.complete ? 200 : 0;
+    if (o.complete && !epoch->ingest_signalled) {
+      epoch->ingest_signalled = true;
+      signal(Kind::first_ingest_segment, epoch.get());
+    }
   }
 
   // ---- output frames, prompt effects ----
@@ -788,6 +843,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     m.keepalive = keepalive;
     epoch->control_index[seq] = tl.control.size();
     tl.control.push_back(m);
+    if (!keepalive) signal(Kind::params_update, epoch.get(), "", message);
   }
 
   void on_control_done(const trickle::SegmentOutcome& o) {
@@ -811,6 +867,12 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     rec.family = e.queue_event_type.value_or("");
     rec.body = e.event;
     rec.epoch = epoch->index;
+    if (config.on_signal) {
+      json as_read = e.queue_event_type
+                         ? json{{"event", e.event}, {"queue_event_type", *e.queue_event_type}}
+                         : e.event;
+      signal(Kind::runner_event, epoch.get(), "", std::move(as_read));
+    }
     if (e.type == "status") {
       const auto& state = e.event.value("state", json());
       if (state.is_string()) {
@@ -983,6 +1045,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     swap.from_orchestrator = current_orchestrator;
     swap.epoch = epoch ? epoch->index : 0;
     if (!runner_error_text.empty() && outcome == "stream_lost") outcome = "runner_error";
+    signal(Kind::gateway_error, epoch.get(), cause);
     swap_outcome = outcome;
     swap_message = cause;
     const auto now = Clock::now();
@@ -1003,6 +1066,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     const std::size_t n = config.orchestrators.size();
     swap.to_orchestrator = config.orchestrators[(attempt_index + 1) % n];
     tl.swaps.push_back(swap);
+    signal(Kind::swap, epoch.get(), name + ": " + cause);
     result.trigger = name;
     teardown_epoch();
     phase = Phase::connecting;
@@ -1021,6 +1085,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     log::info("session_input_stopping", {{"stream_id", config.stream_id}, {"why", why}});
     phase = Phase::draining;
     tl.input_stopped = now_us();
+    signal_ingest_closed(why);
     pace_timer.cancel();
     prompt_timer.cancel();
     keepalive_timer.cancel();
@@ -1035,6 +1100,13 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     drain_timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       if (auto self = weak.lock(); self && !ec) self->finish("ok", "");
     });
+  }
+
+  // Once per session, when input had started (go-livepeer closes ingest at the stream's end).
+  void signal_ingest_closed(const std::string& why) {
+    if (ingest_closed_signalled || tl.input_started == reports::k_never) return;
+    ingest_closed_signalled = true;
+    signal(Kind::ingest_closed, epoch.get(), why);
   }
 
   void teardown_epoch() {
@@ -1075,6 +1147,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     for (auto* t : {&pace_timer, &tick_timer, &keepalive_timer, &prompt_timer, &stop_timer,
                     &drain_timer, &grace_timer})
       t->cancel();
+    signal_ingest_closed(message);
     const std::string runner_error = runner_error_text;  // teardown forgets the epoch's
     teardown_epoch();
     runner_error_text = runner_error;
@@ -1195,7 +1268,12 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
   DoneCallback on_done;
   asio::steady_timer pace_timer, tick_timer, keepalive_timer, prompt_timer, stop_timer, drain_timer,
       grace_timer;
-  bool channel_end_pending = false;  // a channel ended; judged after the grace period
+  bool channel_end_pending = false;      // a channel ended; judged after the grace period
+  bool ingest_closed_signalled = false;  // gateway_ingest_stream_closed reported
+  Clock::time_point began;               // the session began (stream request)
+  std::string attempt_address;           // host:port being tried
+  std::string attempt_url;               // its transcoder URL, once GetOrchestrator answered
+  std::string attempt_eth;               // its Ethereum address, once known
 
   Phase phase = Phase::idle;
   Clock::time_point t0;                         // the first start request

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,11 @@ class KafkaSink final : public Sink {
   Result<void> flush(std::chrono::milliseconds deadline) override;
   // Records handed to librdkafka without a report yet.
   int outstanding() const;
+  // The latest client-level failure librdkafka reported (authentication, TLS handshake, brokers
+  // unreachable), served by poll()/flush(); cleared by the next positive delivery report. Such a
+  // failure fails no record by itself: the records wait until delivery_timeout, and their failure
+  // reports then carry it as context "cause". Delivery errors carry librdkafka's code ("code").
+  const std::optional<Error>& client_error() const;
 
   struct Impl;
 

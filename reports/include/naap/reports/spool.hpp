@@ -57,6 +57,10 @@ class Spool {
   // Pending records in append order.
   std::vector<SpoolRecord> pending() const;
   std::size_t pending_count() const { return pending_.size(); }
+  // The pending record appended first, or nullptr when nothing is pending.
+  const SpoolRecord* oldest_pending() const {
+    return pending_.empty() ? nullptr : &pending_.begin()->second.record;
+  }
   std::uint64_t pending_bytes() const { return pending_bytes_; }
   std::uint64_t journal_bytes() const { return journal_bytes_; }
   std::uint64_t corrupt_lines() const { return corrupt_lines_; }
@@ -77,6 +81,7 @@ class Spool {
 
   SpoolOptions options_;
   int fd_ = -1;                                                 // journal, O_APPEND
+  int lock_fd_ = -1;                                            // <journal>.lock, flock'ed
   std::uint64_t next_order_ = 0;                                // append order counter
   std::map<std::uint64_t, Entry> pending_;                      // order -> record
   std::map<std::string, std::uint64_t, std::less<>> order_of_;  // id -> order

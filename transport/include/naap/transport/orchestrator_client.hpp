@@ -144,6 +144,13 @@ bool auth_token_needs_refresh(const net::OrchestratorInfo& info, std::int64_t no
 // True when the orchestrator charges (price_info.pricePerUnit > 0): payments are then needed.
 bool is_priced(const net::OrchestratorInfo& info);
 
+// The orchestrator's entry of go-livepeer's `network_capabilities` event (OrchNetworkCapabilities:
+// {address, local_address, orch_uri, capabilities, capabilities_prices, hardware}), with the
+// protobuf parts as Go's encoding/json writes them: proto field names, zero values omitted,
+// 64-bit integers as numbers, map keys as strings. `address` and `local_address` are the
+// 0x-hex address it answered with (we have no separate on-chain registry entry).
+nlohmann::json network_capabilities_entry(const net::OrchestratorInfo& info);
+
 // ---- credentials ----------------------------------------------------------------------------
 
 // Livepeer-Segment for off-chain use: base64 of a SegData holding the auth token, and the

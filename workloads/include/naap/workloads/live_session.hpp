@@ -42,6 +42,32 @@ struct PromptStep {
   nlohmann::json params;  // the complete params object
 };
 
+// What a session reports as it happens, for the events of EVENTS.md §5.2 (session_events.hpp
+// turns them into go-livepeer-shaped envelopes). Delivered on the io thread.
+struct SessionSignal {
+  enum class Kind {
+    stream_request,           // the session begins (before GetOrchestrator)
+    start_failed,             // one orchestrator refused or failed the start (not capacity)
+    no_orchestrators,         // no orchestrator would take the job (capacity / price)
+    params_update,            // a parameter set was written to the control channel
+    first_ingest_segment,     // the first input segment POST completed (per orchestrator)
+    first_processed_segment,  // the first output segment was read to its end
+    few_processed_segments,   // the third output segment was read to its end
+    runner_event,             // an event read from the events channel (`body`: as read)
+    gateway_error,            // a swap trigger fired (`message`: the cause)
+    swap,                     // the session moves on (`message`: cause; orchestrator: the one left)
+    ingest_closed,            // the input ended (end of scenario, failure or abort)
+  };
+  Kind kind = Kind::stream_request;
+  std::int64_t wall_ms = 0;          // Unix ms when observed
+  double elapsed_ms = 0;             // steady-clock ms since the session began
+  std::string orchestrator_address;  // 0x-hex, or host:port without one; empty: none yet
+  std::string orchestrator_url;      // its transcoder URL; empty: none yet
+  std::string target;                // the orchestrator aimed at (host:port)
+  std::string message;               // cause or error text
+  nlohmann::json body;               // params (params_update) or the event (runner_event)
+};
+
 struct SessionConfig {
   std::vector<std::string> orchestrators;        // host:port; more than one = pool mode
   std::string model_id;                          // pipeline / model id sent as model_id
@@ -66,6 +92,7 @@ struct SessionConfig {
   SwapRules swap;                   // trigger thresholds
   reports::MetricsOptions metrics;  // warm-up, calibration, lateness
   reports::SlaTargets sla;          // per-session SLA (degraded when breached)
+  std::function<void(const SessionSignal&)> on_signal;  // events as they happen (may be empty)
 };
 
 // What one orchestrator said about itself (GetOrchestrator), as the run record keeps it.

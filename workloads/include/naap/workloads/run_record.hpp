@@ -20,6 +20,7 @@ struct RunContext {
   std::string scenario;                         // scenario id
   std::string dataset_id;                       // dataset manifest id
   std::string dataset_version;                  // its semantic version
+  std::string dataset_sha256;                   // SHA-256 of its manifest (empty: unknown)
   std::string pipeline;                         // preset / pipeline name
   std::string software_version;                 // naap-loadtest version
   std::string clip_id;                          // input clip id
