@@ -16,3 +16,5 @@ pkg_check_modules(GST REQUIRED IMPORTED_TARGET gstreamer-1.0 gstreamer-app-1.0)
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++>=1.51 protobuf>=3.21)
 find_program(NAAP_PROTOC protoc REQUIRED)
 find_program(NAAP_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+# The daemon's configuration file: yaml-cpp 0.7 (keeps line and column of every node).
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp>=0.7)

@@ -18,6 +18,7 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libyaml-cpp-dev
 )
 # Go builds the benchmark's baseline client, Java and Maven run the tests' Kafka broker;
 # machines that already have these toolchains keep them.

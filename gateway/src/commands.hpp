@@ -16,6 +16,8 @@ int run_trickle(int argc, char** argv);
 int run_emulate(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_datasets(int argc, char** argv);
+int run_run(int argc, char** argv);   // the daemon
+int run_once(int argc, char** argv);  // one round
 
 // Adds --help and --log-level, parses argv, prints help or a usage error (setting exit_code).
 // Returns nullopt when the caller should exit with exit_code.

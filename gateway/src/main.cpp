@@ -14,6 +14,9 @@ constexpr const char* k_usage =
 Usage: naap-loadtest <command> [options]
 
 Commands:
+  run --config FILE  the daemon: every orchestrator discovered is tested every round (10 min),
+                     results to Kafka/JSONL, ops endpoints /healthz /readyz /metrics
+  once --config FILE one round now, then exit with a code that summarises it (cron)
   bench              run one live session against an orchestrator (or --emulated) and
                      measure it: progress, report, JSON run record, exit code
   selfcheck          publish and read back segments through an in-process trickle server,
@@ -52,6 +55,8 @@ int main(int argc, char** argv) {
     return naap::cli::k_exit_ok;
   }
   if (cmd == "bench") return naap::cli::run_bench(argc - 1, argv + 1);
+  if (cmd == "run") return naap::cli::run_run(argc - 1, argv + 1);
+  if (cmd == "once") return naap::cli::run_once(argc - 1, argv + 1);
   if (cmd == "selfcheck") return naap::cli::run_selfcheck(argc - 1, argv + 1);
   if (cmd == "emulate") return naap::cli::run_emulate(argc - 1, argv + 1);
   if (cmd == "trickle") return naap::cli::run_trickle(argc - 1, argv + 1);

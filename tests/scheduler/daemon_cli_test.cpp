@@ -1,0 +1,188 @@
+// `naap-loadtest once` and `run` as operators run them, against three in-process emulators with
+// different fault profiles: every session of the round is recorded with its outcome, SIGTERM in
+// the middle of a round still records every in-flight session (flagged aborted), the ops
+// endpoints answer, a bad configuration is refused with file:line:key, a bad reload is survived.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "../reports/test_dir.hpp"
+#include "../workloads/session_harness.hpp"
+#include "daemon_support.hpp"
+#include "naap/scheduler/schedule_state.hpp"
+
+namespace naap::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// The three emulators of every test: a healthy one, one whose runner crashes after 3 s, and one
+// with no free capacity (its sessions are excused, not failed).
+struct ThreePeers {
+  EmulatorPeer healthy{emulator_options()};
+  EmulatorPeer crashing{emulator_options({{"crash_after_s", "3"}})};
+  EmulatorPeer full{[] {
+    auto o = emulator_options();
+    o.models[0].capacity = 0;
+    return o;
+  }()};
+  std::vector<std::string> addresses() const {
+    return {healthy.address(), crashing.address(), full.address()};
+  }
+};
+
+std::string config_yaml(const fs::path& dir, const std::vector<std::string>& orchestrators,
+                        const std::string& duration, const std::string& extra = "") {
+  std::string list;
+  for (const auto& o : orchestrators) list += (list.empty() ? "" : ", ") + ("\"" + o + "\"");
+  return "gateway_id: gw-test\n"
+         "region: TST\n"
+         "state_dir: " +
+         dir.string() +
+         "/state\n"
+         "round:\n  period: 1m\n"
+         "concurrency: 3\n"
+         "discovery:\n  static: [" +
+         list +
+         "]\n"
+         "tests:\n  - pipeline: noop\n    duration: " +
+         duration +
+         "\n    prompt_interval: 2s\n"
+         "decoder: software\n"
+         "sinks:\n  events: jsonl:" +
+         dir.string() +
+         "/events.jsonl\n"
+         "ops:\n  listen: 127.0.0.1:0\n" +
+         extra;
+}
+
+fs::path write_config(const fs::path& dir, const std::string& text) {
+  const fs::path path = dir / "naap.yaml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(DaemonCli, once_records_every_session_of_the_round_with_its_outcome) {
+  TestDir dir("naap-once");
+  ThreePeers peers;
+  const fs::path config =
+      write_config(dir.path(), config_yaml(dir.path(), peers.addresses(), "5s"));
+  Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
+  EXPECT_EQ(once.wait(120s), 1) << "a crashed runner fails the round\n" << once.output();
+
+  const auto events = read_events(dir.path() / "events.jsonl");
+  EXPECT_EQ(validate_events(dir.path() / "events.jsonl",
+                            "--require discovery_results --require network_capabilities "
+                            "--require synthetic_test_result/run_summary"),
+            0)
+      << once.output();
+  std::map<std::string, std::string> outcome_by_target;
+  for (const auto& r : session_results(events))
+    outcome_by_target[r["record"]["target_orchestrator"]] = r["outcome"];
+  EXPECT_EQ(outcome_by_target[peers.healthy.address()], "ok");
+  EXPECT_EQ(outcome_by_target[peers.crashing.address()], "runner_error");
+  EXPECT_EQ(outcome_by_target[peers.full.address()], "excused_no_capacity");
+  ASSERT_EQ(outcome_by_target.size(), 3u);
+  // One summary for the round, and discovery saw all three.
+  std::size_t summaries = 0;
+  for (const auto& e : events) {
+    if (e["type"] == "discovery_results") {
+      EXPECT_EQ(e["data"].size(), 3u);
+    }
+    if (e["data"].is_object() && e["data"].value("type", "") == "run_summary") {
+      ++summaries;
+      EXPECT_EQ(e["data"]["sessions_started"], 3);
+      EXPECT_EQ(e["data"]["orchestrators_excused"], 1);
+      EXPECT_EQ(e["data"]["outcomes"]["ok"], 1);
+    }
+  }
+  EXPECT_EQ(summaries, 1u);
+  // Coverage persisted for each orchestrator.
+  auto state = scheduler::load_state(dir.path() / "state/schedule-state.json");
+  ASSERT_TRUE(state) << state.error().describe();
+  EXPECT_EQ(state->coverage.size(), 3u);
+  EXPECT_EQ(state->coverage[peers.full.address()].excused, 1);
+}
+
+TEST(DaemonCli, sigterm_mid_round_records_every_in_flight_session_as_aborted) {
+  TestDir dir("naap-sigterm");
+  ThreePeers peers;
+  // Long sessions on the two orchestrators with capacity; the full one is excused at once.
+  const fs::path config = write_config(
+      dir.path(), config_yaml(dir.path(), {peers.healthy.address(), peers.full.address()}, "60s"));
+  Child run({"run", "--config", config.string()}, dir.path() / "out.txt");
+  ASSERT_TRUE(run.wait_for("event=session_started", 2, 60s)) << run.output();
+  ASSERT_TRUE(run.wait_for("outcome=excused_no_capacity", 1, 30s)) << run.output();
+  std::this_thread::sleep_for(3s);  // the healthy session is streaming
+  const std::string ops = run.log_value("ops_listening", "address");
+  ASSERT_FALSE(ops.empty()) << run.output();
+  EXPECT_EQ(http_get(ops, "/healthz").first, 200);
+  EXPECT_EQ(http_get(ops, "/readyz").first, 200);
+  const auto [metrics_status, metrics] = http_get(ops, "/metrics");
+  EXPECT_EQ(metrics_status, 200);
+  EXPECT_NE(metrics.find("naap_sessions_running 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("naap_sessions_total{outcome=\"excused_no_capacity\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("naap_orchestrator_last_tested_timestamp_seconds{orchestrator=\"" +
+                         peers.healthy.address() + "\"}"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("naap_results_backlog{sink=\"jsonl\"} 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("naap_session_duration_seconds_count 1"), std::string::npos) << metrics;
+
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(60s), 0) << run.output();
+  const auto results = session_results(read_events(dir.path() / "events.jsonl"));
+  ASSERT_EQ(results.size(), 2u) << run.output();
+  std::map<std::string, std::string> outcome_by_target;
+  for (const auto& r : results)
+    outcome_by_target[r["record"]["target_orchestrator"]] = r["outcome"];
+  EXPECT_EQ(outcome_by_target[peers.healthy.address()], "aborted");
+  EXPECT_EQ(outcome_by_target[peers.full.address()], "excused_no_capacity");
+  for (const auto& r : results)
+    if (r["outcome"] == "aborted") {
+      EXPECT_NE(r["failure_reason"].get<std::string>().find("SIGTERM"), std::string::npos);
+      EXPECT_GT(r["frames_sent"].get<int>(), 24) << "the partial record keeps what was measured";
+    }
+  EXPECT_NE(run.output().find("event=results_flushed"), std::string::npos) << run.output();
+  EXPECT_EQ(validate_events(dir.path() / "events.jsonl"), 0);
+}
+
+TEST(DaemonCli, a_bad_configuration_is_refused_naming_file_line_and_key) {
+  TestDir dir("naap-badcfg");
+  const fs::path config =
+      write_config(dir.path(),
+                   "region: TST\nconcurency: 3\ndiscovery:\n  static: [\"nohost\"]\n"
+                   "tests:\n  - pipeline: noop\n");
+  Child run({"run", "--config", config.string()}, dir.path() / "out.txt");
+  EXPECT_EQ(run.wait(30s), 2);
+  const std::string out = run.output();
+  EXPECT_NE(out.find("naap.yaml:2:1: concurency: unknown key"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean concurrency"), std::string::npos) << out;
+  EXPECT_NE(out.find("naap.yaml:4:"), std::string::npos) << out;
+  EXPECT_NE(out.find("discovery.static[0]"), std::string::npos) << out;
+}
+
+TEST(DaemonCli, a_bad_reload_keeps_the_running_configuration) {
+  TestDir dir("naap-reload");
+  EmulatorPeer peer(emulator_options());
+  const fs::path config =
+      write_config(dir.path(), config_yaml(dir.path(), {peer.address()}, "60s"));
+  Child run({"run", "--config", config.string()}, dir.path() / "out.txt");
+  ASSERT_TRUE(run.wait_for("event=session_started", 1, 60s)) << run.output();
+  std::ofstream(config) << "region: [not a string\n";
+  run.signal(SIGHUP);
+  ASSERT_TRUE(run.wait_for("event=config_reload_refused", 1, 20s)) << run.output();
+  const std::string ops = run.log_value("ops_listening", "address");
+  const auto metrics = http_get(ops, "/metrics").second;
+  EXPECT_NE(metrics.find("naap_config_reload_failures_total 1"), std::string::npos) << metrics;
+  EXPECT_EQ(http_get(ops, "/healthz").first, 200) << "still running";
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(60s), 0) << run.output();
+}
+
+}  // namespace
+}  // namespace naap::test
