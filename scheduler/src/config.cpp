@@ -409,7 +409,9 @@ class Section {
     }
     given_ = true;
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const Node& key = it->first;
+      // yaml-cpp's operator-> hands out a temporary proxy: hold the nodes by value.
+      const Node key = it->first;
+      const Node value = it->second;
       if (!key.IsScalar()) {
         checker_.report(path_, key.Mark(), "keys must be plain names, got " + describe_node(key));
         continue;
@@ -438,7 +440,7 @@ class Section {
         entries_.emplace(name, Entry{key, Node()});
         continue;
       }
-      entries_.emplace(name, Entry{key, it->second});
+      entries_.emplace(name, Entry{key, value});
     }
   }
 
