@@ -1,5 +1,8 @@
 # Every build option of the project, prefixed NAAP_.
 option(NAAP_BUILD_TESTS "Build the GoogleTest suites" ON)
+# Benchmarks (tests/bench, media_bench) are run by hand on a release build; the sanitizer
+# preset turns them off because nothing runs them there.
+option(NAAP_BUILD_BENCHMARKS "Build the benchmark executables" ON)
 option(NAAP_WERROR "Treat compiler warnings as errors" ON)
 option(NAAP_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
 

@@ -69,15 +69,26 @@ std::string fmt_summary(const Histogram& h) {
   return buf;
 }
 
-void print_report(const workloads::SessionResult& r, const workloads::RunContext& ctx) {
+// The orchestrator a report is about: the last one that served, else the one it aimed at.
+std::string report_target(const workloads::SessionResult& r,
+                          const workloads::SessionConfig& config) {
+  if (!r.orchestrators.empty()) return r.orchestrators.back().address;
+  std::string targets;
+  for (const auto& o : config.orchestrators) targets += (targets.empty() ? "" : ", ") + o;
+  return targets.empty() ? "(no orchestrator)" : targets;
+}
+
+void print_report(const workloads::SessionResult& r, const workloads::SessionConfig& config,
+                  const workloads::RunContext& ctx) {
   const auto& m = r.metrics;
   std::printf("\nnaap-loadtest bench — %s on %s (scenario %s, dataset %s %s)\n",
-              ctx.pipeline.c_str(),
-              r.orchestrators.empty() ? "(none)" : r.orchestrators.back().address.c_str(),
-              ctx.scenario.c_str(), ctx.dataset_id.c_str(), ctx.dataset_version.c_str());
+              ctx.pipeline.c_str(), report_target(r, config).c_str(), ctx.scenario.c_str(),
+              ctx.dataset_id.c_str(), ctx.dataset_version.c_str());
   std::printf("  outcome             %s%s%s\n", r.outcome.c_str(), r.message.empty() ? "" : ": ",
               r.message.c_str());
-  std::printf("  decode              %s\n", r.decode_backend.c_str());
+  std::printf("  decode              %s\n", r.decode_backend.empty()
+                                                ? "n/a (no output reached the decoder)"
+                                                : r.decode_backend.c_str());
   std::printf("  job accepted        %s\n", fmt_ms(m.job_accept_ms).c_str());
   std::printf("  startup             %s (first byte %s, first frame of any kind %s)\n",
               fmt_ms(m.startup_ms).c_str(), fmt_ms(m.first_output_byte_ms).c_str(),
@@ -93,7 +104,7 @@ void print_report(const workloads::SessionResult& r, const workloads::RunContext
     p2f += buf;
   }
   std::printf(
-      "  prompt→first frame  %s ms%s\n", p2f.empty() ? "n/a" : p2f.c_str(),
+      "  prompt→first frame  %s%s\n", p2f.empty() ? "n/a" : (p2f + " ms").c_str(),
       m.prompt_switches_without_effect
           ? (" (" + std::to_string(m.prompt_switches_without_effect) + " without effect)").c_str()
           : "");
@@ -340,7 +351,7 @@ int run_bench(int argc, char** argv) {
     std::fprintf(stderr, "naap-loadtest bench: the session ended without a result\n");
     return k_exit_internal;
   }
-  print_report(*result, context);
+  print_report(*result, config, context);
   int code = workloads::exit_code_for(result->outcome);
   const json record = workloads::make_run_record(context, config, *result);
   events.on_result(record);

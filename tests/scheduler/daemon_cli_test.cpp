@@ -8,6 +8,7 @@
 #include <set>
 
 #include "../reports/test_dir.hpp"
+#include "../transport/silent_listener.hpp"
 #include "../workloads/session_harness.hpp"
 #include "daemon_support.hpp"
 #include "naap/scheduler/schedule_state.hpp"
@@ -44,7 +45,7 @@ std::string config_yaml(const fs::path& dir, const std::vector<std::string>& orc
          "/state\n"
          "round:\n  period: 1m\n"
          "concurrency: 3\n"
-         "discovery:\n  static: [" +
+         "discovery:\n  probe_timeout: 2s\n  static: [" +
          list +
          "]\n"
          "tests:\n  - pipeline: noop\n    duration: " +
@@ -67,8 +68,11 @@ fs::path write_config(const fs::path& dir, const std::string& text) {
 TEST(DaemonCli, once_records_every_session_of_the_round_with_its_outcome) {
   TestDir dir("naap-once");
   ThreePeers peers;
-  const fs::path config =
-      write_config(dir.path(), config_yaml(dir.path(), peers.addresses(), "5s"));
+  // A fourth orchestrator accepts connections and never answers GetOrchestrator.
+  SilentListener hanging;
+  auto targets = peers.addresses();
+  targets.push_back(hanging.address());
+  const fs::path config = write_config(dir.path(), config_yaml(dir.path(), targets, "5s"));
   Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
   EXPECT_EQ(once.wait(120s), 1) << "a crashed runner fails the round\n" << once.output();
 
@@ -87,8 +91,18 @@ TEST(DaemonCli, once_records_every_session_of_the_round_with_its_outcome) {
   }
   EXPECT_EQ(outcome_by_target[peers.crashing.address()], "runner_error");
   EXPECT_EQ(outcome_by_target[peers.full.address()], "excused_no_capacity");
-  ASSERT_EQ(outcome_by_target.size(), 3u);
-  // One summary for the round, and discovery saw all three.
+  // The hanging one is charged with a start failure that says what timed out; the round goes on.
+  EXPECT_EQ(outcome_by_target[hanging.address()], "start_failed");
+  for (const auto& r : session_results(events))
+    if (r["record"]["target_orchestrator"] == hanging.address()) {
+      EXPECT_NE(r["failure_reason"].get<std::string>().find("deadline"), std::string::npos)
+          << r["failure_reason"];
+    }
+  ASSERT_EQ(outcome_by_target.size(), 4u);
+  EXPECT_NE(once.output().find("event=discovery_probe_failed orchestrator=" + hanging.address()),
+            std::string::npos)
+      << once.output();
+  // One summary for the round; discovery lists the three that answered.
   std::size_t summaries = 0;
   for (const auto& e : events) {
     if (e["type"] == "discovery_results") {
@@ -96,7 +110,7 @@ TEST(DaemonCli, once_records_every_session_of_the_round_with_its_outcome) {
     }
     if (e["data"].is_object() && e["data"].value("type", "") == "run_summary") {
       ++summaries;
-      EXPECT_EQ(e["data"]["sessions_started"], 3);
+      EXPECT_EQ(e["data"]["sessions_started"], 4);
       EXPECT_EQ(e["data"]["orchestrators_excused"], 1);
     }
   }
@@ -104,7 +118,7 @@ TEST(DaemonCli, once_records_every_session_of_the_round_with_its_outcome) {
   // Coverage persisted for each orchestrator.
   auto state = scheduler::load_state(dir.path() / "state/schedule-state.json");
   ASSERT_TRUE(state) << state.error().describe();
-  EXPECT_EQ(state->coverage.size(), 3u);
+  EXPECT_EQ(state->coverage.size(), 4u);
   EXPECT_EQ(state->coverage[peers.full.address()].excused, 1);
 }
 

@@ -12,6 +12,7 @@
 #include "naap/transport/base64.hpp"
 #include "naap/transport/remote_signer.hpp"
 #include "signer_standin.hpp"
+#include "silent_listener.hpp"
 
 namespace naap::test {
 namespace {
@@ -46,28 +47,6 @@ std::uint16_t closed_port() {
   ::close(fd);
   return ntohs(addr.sin_port);
 }
-
-// A TCP listener whose connections complete (kernel backlog) but never hear a byte back.
-class SilentListener {
- public:
-  SilentListener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    ::listen(fd_, 16);
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~SilentListener() { ::close(fd_); }
-  std::uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 class OrchestratorClientTest : public ::testing::Test {
  protected:
