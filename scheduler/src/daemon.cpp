@@ -116,6 +116,7 @@ struct Daemon::Impl {
     std::int64_t duration_count = 0;
     double duration_sum_s = 0;
     std::int64_t publish_refused = 0;
+    std::map<std::string, std::int64_t> sessions_skipped;  // reason → count
   };
 
   struct Known {
@@ -177,6 +178,7 @@ struct Daemon::Impl {
   std::string round_run_id;
   std::int64_t round_index = -1;
   std::map<std::string, std::int64_t> outcomes_this_run;
+  std::int64_t skipped_this_run = 0;  // sessions not started because results could not be kept
   bool round_done_once = false;
   int exit_code = k_exit_round_ok;
 
@@ -353,6 +355,11 @@ struct Daemon::Impl {
     metric("naap_sessions_total", "counter", "Test sessions ended, by METRICS.md outcome.");
     for (const auto& [outcome, n] : s.sessions_by_outcome)
       m << "naap_sessions_total{outcome=\"" << label(outcome) << "\"} " << n << '\n';
+    metric("naap_sessions_skipped_total", "counter",
+           "Planned test sessions not started, by reason (results_spool_refusing: results could "
+           "not have been kept).");
+    for (const auto& [reason, n] : s.sessions_skipped)
+      m << "naap_sessions_skipped_total{reason=\"" << label(reason) << "\"} " << n << '\n';
     metric("naap_sessions_running", "gauge", "Test sessions running now.");
     m << "naap_sessions_running " << s.running << '\n';
     metric("naap_orchestrator_last_tested_timestamp_seconds", "gauge",
@@ -619,8 +626,25 @@ struct Daemon::Impl {
                                   std::to_string(config.watchdog_slack.count() / 1000) +
                                   " s after its planned end");
     }
-    if (!stopping)
-      for (const auto& job : planner->poll(now)) start_job(job);
+    if (!stopping) {
+      // A session started while the spool refuses events would lose its results (EVENTS.md
+      // §5.6): skip what falls due, and let the round's summary say so.
+      if (publisher && publisher->snapshot().spool_refusing) {
+        for (const auto& job : planner->skip_due(now, k_skip_results_spool)) {
+          log::error("session_skipped", {{"job", job.id},
+                                         {"orchestrator", job.target.orchestrator},
+                                         {"reason", k_skip_results_spool},
+                                         {"why",
+                                          "the results spool refuses events (full or disk "
+                                          "error): a test now could not keep its results"}});
+          ++skipped_this_run;
+          update_status(
+              [](Status& st) { ++st.sessions_skipped[std::string(k_skip_results_spool)]; });
+        }
+      } else {
+        for (const auto& job : planner->poll(now)) start_job(job);
+      }
+    }
     for (const auto& missed : planner->take_missed_slots()) {
       log::warn("round_missed", {{"round", missed.round}, {"reason", to_string(missed.reason)}});
       update_status([](Status& s) { ++s.missed_slots; });
@@ -875,13 +899,13 @@ struct Daemon::Impl {
     if (known.empty()) return k_exit_no_orchestrators;
     std::int64_t total = 0;
     bool failed = false;
-    bool ours = left_spooled > 0;
+    bool ours = left_spooled > 0 || skipped_this_run > 0;
     for (const auto& [outcome, n] : outcomes_this_run) {
       total += n;
       if (outcome == "gateway_error" || outcome == "aborted") ours = true;
       if (outcome_is_failure(outcome)) failed = true;
     }
-    if (total == 0) return k_exit_no_orchestrators;
+    if (total == 0) return skipped_this_run > 0 ? k_exit_gateway : k_exit_no_orchestrators;
     if (failed) return k_exit_round_failures;
     if (ours || stopping) return k_exit_gateway;
     return k_exit_round_ok;

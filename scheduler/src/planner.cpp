@@ -278,6 +278,22 @@ std::vector<Job> Planner::poll(SystemTime now) {
   return started;
 }
 
+std::vector<Job> Planner::skip_due(SystemTime now, std::string_view reason) {
+  note_boundaries(now);
+  std::vector<Job> skipped;
+  if (!round_ || round_->complete) return skipped;
+  for (Entry& e : round_->entries) {
+    if (e.status != Status::pending) continue;
+    if (e.job.due > now) break;  // entries are in due order
+    e.status = Status::skipped;
+    e.skip_reason = std::string(reason);
+    skipped.push_back(e.job);
+    ++revision_;
+  }
+  complete_if_done(now);
+  return skipped;
+}
+
 SystemTime Planner::next_wakeup(SystemTime now) const {
   if (round_due(now)) return now;
   SystemTime wake = round_start(round_index(now) + 1);

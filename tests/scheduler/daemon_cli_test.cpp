@@ -208,5 +208,82 @@ TEST(DaemonCli, a_bad_reload_keeps_the_running_configuration_and_a_good_one_is_t
   EXPECT_EQ(run.wait(60s), 0) << run.output();
 }
 
+TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it_accepted) {
+  TestDir dir("naap-spoolfull");
+  // Three orchestrators without capacity: short sessions, a handful of events each.
+  auto full = [] {
+    auto o = emulator_options();
+    o.models[0].capacity = 0;
+    return o;
+  };
+  EmulatorPeer a(full()), b(full()), c(full());
+  // A Kafka broker that is down: nothing is delivered, so the journal only grows, and its bound
+  // (12 KiB: discovery fits, a session or two more do not) is reached within the round.
+  const std::string yaml = "gateway_id: gw-test\nregion: TST\nstate_dir: " + dir.path().string() +
+                           "/state\n"
+                           "round:\n  period: 1m\nconcurrency: 1\n"
+                           "discovery:\n  probe_timeout: 2s\n  static: [\"" +
+                           a.address() + "\", \"" + b.address() + "\", \"" + c.address() +
+                           "\"]\n"
+                           "tests:\n  - pipeline: noop\n    duration: 5s\n"
+                           "decoder: none\n"
+                           "sinks:\n  events: kafka\n  kafka:\n    brokers: 127.0.0.1:" +
+                           std::to_string(closed_port()) +
+                           "\n  spool: spool.jsonl\n  spool_max_mb: 0.012\n  flush_timeout: 1s\n"
+                           "ops:\n  listen: \"\"\n";
+  const fs::path config = write_config(dir.path(), yaml);
+  Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
+  EXPECT_EQ(once.wait(120s), 4) << "results not kept are the gateway's trouble\n" << once.output();
+  const std::string out = once.output();
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("event=results_spool_refusing"), 1u) << out;
+  const std::size_t started = count("event=session_started");
+  const std::size_t skipped = count("event=session_skipped");
+  EXPECT_EQ(started + skipped, 3u) << out;
+  EXPECT_GE(skipped, 1u) << "no session starts while its results could not be kept\n" << out;
+  EXPECT_EQ(count("reason=results_spool_refusing"), skipped) << out;
+
+  // Nothing accepted is lost: what the journal took is still pending in it, and what it refused
+  // is in the log, event by event, for the operator to recover.
+  std::map<std::string, nlohmann::json> pending;
+  std::ifstream journal(dir.path() / "state/spool.jsonl");
+  for (std::string line; std::getline(journal, line);) {
+    const auto entry = nlohmann::json::parse(line);
+    if (entry["op"] == "put")
+      pending[entry["id"]] = nlohmann::json::parse(entry["payload"].get<std::string>());
+    else
+      pending.erase(entry["id"].get<std::string>());
+  }
+  const std::size_t refused = count("event=results_event_not_spooled");
+  EXPECT_GE(refused, 1u) << out;
+  EXPECT_FALSE(pending.empty());
+  EXPECT_NE(out.find("event=results_left_spooled sink=kafka spooled=" +
+                     std::to_string(pending.size()) + " held_in_memory=" + std::to_string(refused)),
+            std::string::npos)
+      << out;
+  std::printf(
+      "spool full: %zu session(s) started, %zu skipped; %zu event(s) pending in the "
+      "journal, %zu refused and logged\n",
+      started, skipped, pending.size(), refused);
+  // The round's summary (spooled or logged) says why sessions were skipped.
+  const auto summary_at = out.find("event=results_event_not_spooled");
+  bool summary_found = false;
+  for (const auto& [id, e] : pending)
+    if (e["data"].is_object() && e["data"].value("type", "") == "run_summary") {
+      summary_found = true;
+      EXPECT_EQ(e["data"]["skipped"]["results_spool_refusing"], skipped);
+    }
+  if (!summary_found) {
+    ASSERT_NE(summary_at, std::string::npos);
+    EXPECT_NE(out.find("\\\"results_spool_refusing\\\":" + std::to_string(skipped), summary_at),
+              std::string::npos)
+        << out;
+  }
+}
+
 }  // namespace
 }  // namespace naap::test

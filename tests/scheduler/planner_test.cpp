@@ -68,6 +68,8 @@ class Simulation {
   std::function<Session(const Job&)> session = [](const Job& job) {
     return Session{job.target.expected_duration, "ok"};
   };
+  // False while the daemon could not keep results (its spool refuses): due jobs are skipped.
+  std::function<bool(SystemTime)> can_start = [](SystemTime) { return true; };
 
   void run_until(SystemTime until) {
     int stalls = 0;
@@ -88,6 +90,7 @@ class Simulation {
   SystemTime now() const { return now_; }
 
   std::vector<Job> started;
+  std::vector<Job> skipped;  // by skip_due
   std::vector<RoundInfo> begun;
   std::vector<RoundSummary> summaries;
   int max_running = 0;
@@ -101,10 +104,14 @@ class Simulation {
       ASSERT_TRUE(planner_.finished(id, now_, outcome));
     }
     if (auto info = planner_.begin_round_if_due(now_, targets_)) begun.push_back(*info);
-    for (const Job& job : planner_.poll(now_)) {
-      started.push_back(job);
-      const Session s = session(job);
-      ends_.emplace(now_ + s.length, std::pair(job.id, s.outcome));
+    if (!can_start(now_)) {
+      for (const Job& job : planner_.skip_due(now_, k_skip_results_spool)) skipped.push_back(job);
+    } else {
+      for (const Job& job : planner_.poll(now_)) {
+        started.push_back(job);
+        const Session s = session(job);
+        ends_.emplace(now_ + s.length, std::pair(job.id, s.outcome));
+      }
     }
     const std::vector<Job> running = planner_.running();
     max_running = std::max(max_running, static_cast<int>(running.size()));
@@ -320,6 +327,27 @@ TEST(PlannerBudgets, excused_no_capacity_is_refunded_and_counted_excused) {
   EXPECT_EQ(c.outcomes,
             (std::map<std::string, std::int64_t>{{"excused_no_capacity", 1}, {"ok", 1}}));
   EXPECT_EQ(c.last_outcome, "ok");
+}
+
+TEST(PlannerBudgets, a_refusing_results_spool_skips_due_jobs_and_the_round_says_so) {
+  PlannerOptions options = base_options();
+  Planner planner = make_planner(options);
+  const auto targets = make_targets(3, 1, 1min);
+  Simulation sim(planner, targets, k_t0);
+  // The spool refuses during round 1 (10–20 min): its tests are skipped as they fall due;
+  // rounds 0 and 2 run every test.
+  sim.can_start = [](SystemTime now) { return now < k_t0 + 10min || now >= k_t0 + 20min; };
+  sim.run_until(k_t0 + 30min - 1ms);
+
+  ASSERT_EQ(sim.summaries.size(), 3u);
+  EXPECT_EQ(sim.summaries[0].started, 3);
+  EXPECT_TRUE(sim.summaries[0].skipped.empty());
+  EXPECT_EQ(sim.summaries[1].started, 0);
+  EXPECT_EQ(sim.summaries[1].skipped.at(std::string(k_skip_results_spool)), 3);
+  EXPECT_EQ(sim.summaries[2].started, 3);
+  EXPECT_EQ(sim.skipped.size(), 3u);
+  for (const Job& j : sim.skipped) EXPECT_EQ(j.round, planner.round_index(k_t0 + 10min));
+  EXPECT_EQ(planner.state().missed_slots_total, 0) << "a skipped round is complete, not missed";
 }
 
 TEST(PlannerOutcomes, failures_exclude_ok_excused_aborted_and_gateway_error) {

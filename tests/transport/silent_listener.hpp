@@ -1,5 +1,5 @@
-// A TCP listener on loopback whose connections complete (kernel backlog) but never hear a byte
-// back: an orchestrator that hangs GetOrchestrator or a start request.
+// Loopback peers that never answer: a TCP listener whose connections complete (kernel backlog)
+// but never hear a byte back (an orchestrator that hangs GetOrchestrator), and a closed port.
 #pragma once
 
 #include <arpa/inet.h>
@@ -11,6 +11,19 @@
 #include <string>
 
 namespace naap::test {
+
+// A loopback port with nothing listening (bound, then closed).
+inline std::uint16_t closed_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
 
 class SilentListener {
  public:

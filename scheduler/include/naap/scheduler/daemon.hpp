@@ -27,7 +27,7 @@ inline constexpr int k_exit_round_failures = 1;    // a session failed (charged 
 inline constexpr int k_exit_config = 2;            // configuration or state unusable
 inline constexpr int k_exit_no_orchestrators = 3;  // discovery found nothing to test
 inline constexpr int k_exit_gateway =
-    4;  // our side: gateway errors, aborted, results not delivered
+    4;  // our side: gateway errors, aborted, sessions skipped, results not delivered
 
 class Daemon {
  public:

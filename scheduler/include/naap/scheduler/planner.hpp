@@ -98,6 +98,9 @@ struct RoundSummary {
 };
 
 inline constexpr std::string_view k_skip_daily_budget = "daily_budget";
+// The results spool refused events (full, or the disk failed): a test started then could not
+// keep its results (EVENTS.md §5.6), so it is skipped and the round says so.
+inline constexpr std::string_view k_skip_results_spool = "results_spool_refusing";
 inline constexpr std::string_view k_outcome_excused = "excused_no_capacity";
 
 // Failed = charged to the orchestrator: anything but ok, excused_no_capacity, aborted (our
@@ -138,6 +141,9 @@ class Planner {
   // orchestrator then test index; they are marked started. Jobs over their daily budget are
   // skipped here.
   std::vector<Job> poll(SystemTime now);
+  // Instead of poll, when the caller cannot run tests now: every job due by `now` that has not
+  // started is skipped with `reason` (counted in the round's summary) and returned.
+  std::vector<Job> skip_due(SystemTime now, std::string_view reason);
   // When to call poll next: now when a round can begin or a job can start; otherwise the
   // earliest of the next due job, the end of a min_gap holding a due job, the next round
   // boundary and the next watchdog deadline. Finished jobs free slots: poll after finished().
