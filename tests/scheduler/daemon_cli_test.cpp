@@ -4,10 +4,13 @@
 // endpoints answer, a bad configuration is refused with file:line:key, a bad reload is survived.
 #include <gtest/gtest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <future>
 #include <map>
 #include <set>
 
 #include "../reports/test_dir.hpp"
+#include "../transport/signer_standin.hpp"
 #include "../transport/silent_listener.hpp"
 #include "../workloads/session_harness.hpp"
 #include "daemon_support.hpp"
@@ -34,28 +37,25 @@ struct ThreePeers {
   }
 };
 
+// A daemon configuration: `discovery` and `sinks` are the bodies of those sections.
+std::string daemon_yaml(const fs::path& dir, const std::string& discovery,
+                        const std::string& duration, const std::string& sinks, int concurrency = 3,
+                        const std::string& decoder = "software",
+                        const std::string& ops_listen = "127.0.0.1:0") {
+  return "gateway_id: gw-test\nregion: TST\nstate_dir: " + dir.string() +
+         "/state\nround:\n  period: 1m\nconcurrency: " + std::to_string(concurrency) +
+         "\ndiscovery:\n" + discovery + "tests:\n  - pipeline: noop\n    duration: " + duration +
+         "\n    prompt_interval: 2s\ndecoder: " + decoder + "\nsinks:\n" + sinks +
+         "ops:\n  listen: \"" + ops_listen + "\"\n";
+}
+
+// Static orchestrators, events to <dir>/events.jsonl, `extra` appended at the top level.
 std::string config_yaml(const fs::path& dir, const std::vector<std::string>& orchestrators,
                         const std::string& duration, const std::string& extra = "") {
   std::string list;
   for (const auto& o : orchestrators) list += (list.empty() ? "" : ", ") + ("\"" + o + "\"");
-  return "gateway_id: gw-test\n"
-         "region: TST\n"
-         "state_dir: " +
-         dir.string() +
-         "/state\n"
-         "round:\n  period: 1m\n"
-         "concurrency: 3\n"
-         "discovery:\n  probe_timeout: 2s\n  static: [" +
-         list +
-         "]\n"
-         "tests:\n  - pipeline: noop\n    duration: " +
-         duration +
-         "\n    prompt_interval: 2s\n"
-         "decoder: software\n"
-         "sinks:\n  events: jsonl:" +
-         dir.string() +
-         "/events.jsonl\n"
-         "ops:\n  listen: 127.0.0.1:0\n" +
+  return daemon_yaml(dir, "  probe_timeout: 2s\n  static: [" + list + "]\n", duration,
+                     "  events: jsonl:" + dir.string() + "/events.jsonl\n") +
          extra;
 }
 
@@ -208,6 +208,58 @@ TEST(DaemonCli, a_bad_reload_keeps_the_running_configuration_and_a_good_one_is_t
   EXPECT_EQ(run.wait(60s), 0) << run.output();
 }
 
+TEST(DaemonCli, discovery_merges_webhook_and_signer_lists_and_tests_each_orchestrator_once) {
+  TestDir dir("naap-discovery");
+  EmulatorPeer a(emulator_options({{"passthrough", "true"}}));
+  EmulatorPeer b(emulator_options({{"passthrough", "true"}}));
+  // One HTTP stand-in plays both sources: a remote signer's /discover-orchestrators lists `a` as
+  // a URL and `b`; the webhook lists `b` again, spelled differently.
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  SignerStandin sources(io);
+  sources.discovered = nlohmann::json::array(
+      {{{"address", "https://" + a.address()}, {"score", 0.9}}, {{"address", b.address()}}});
+  sources.webhook_list =
+      nlohmann::json::array({{{"address", "https://" + b.address() + "/"}, {"score", 0.5}}});
+  std::thread thread([&] { io.run(); });
+  std::promise<void> listening;
+  boost::asio::post(io, [&] {
+    sources.start();
+    listening.set_value();
+  });
+  listening.get_future().wait();
+
+  const fs::path config = write_config(
+      dir.path(),
+      daemon_yaml(dir.path(),
+                  "  probe_timeout: 2s\n  webhook:\n    url: " + sources.base_url() +
+                      "/webhook\n  signer:\n    url: " + sources.base_url() + "\n",
+                  "3s", "  events: jsonl:" + dir.path().string() + "/events.jsonl\n", 3, "none"));
+  Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
+  const int code = once.wait(120s);
+  boost::asio::post(io, [&] { sources.stop(); });
+  work.reset();
+  thread.join();
+  EXPECT_EQ(code, 0) << once.output();
+  EXPECT_EQ(sources.last_discover_target.rfind("/discover-orchestrators", 0), 0u);
+
+  const auto events = read_events(dir.path() / "events.jsonl");
+  std::multiset<std::string> tested;
+  for (const auto& r : session_results(events)) {
+    tested.insert(r["record"]["target_orchestrator"].get<std::string>());
+    EXPECT_EQ(r["outcome"], "ok") << r.dump();
+  }
+  EXPECT_EQ(tested, (std::multiset<std::string>{a.address(), b.address()}));
+  for (const auto& e : events)
+    if (e["type"] == "discovery_results") {
+      EXPECT_EQ(e["data"].size(), 2u) << e.dump();
+    }
+  EXPECT_NE(once.output().find("event=discovery_done orchestrators=2 answered=2"),
+            std::string::npos)
+      << once.output();
+  EXPECT_EQ(validate_events(dir.path() / "events.jsonl", "--require discovery_results"), 0);
+}
+
 TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it_accepted) {
   TestDir dir("naap-spoolfull");
   // Three orchestrators without capacity: short sessions, a handful of events each.
@@ -219,18 +271,14 @@ TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it
   EmulatorPeer a(full()), b(full()), c(full());
   // A Kafka broker that is down: nothing is delivered, so the journal only grows, and its bound
   // (12 KiB: discovery fits, a session or two more do not) is reached within the round.
-  const std::string yaml = "gateway_id: gw-test\nregion: TST\nstate_dir: " + dir.path().string() +
-                           "/state\n"
-                           "round:\n  period: 1m\nconcurrency: 1\n"
-                           "discovery:\n  probe_timeout: 2s\n  static: [\"" +
-                           a.address() + "\", \"" + b.address() + "\", \"" + c.address() +
-                           "\"]\n"
-                           "tests:\n  - pipeline: noop\n    duration: 5s\n"
-                           "decoder: none\n"
-                           "sinks:\n  events: kafka\n  kafka:\n    brokers: 127.0.0.1:" +
-                           std::to_string(closed_port()) +
-                           "\n  spool: spool.jsonl\n  spool_max_mb: 0.012\n  flush_timeout: 1s\n"
-                           "ops:\n  listen: \"\"\n";
+  const std::string yaml = daemon_yaml(
+      dir.path(),
+      "  probe_timeout: 2s\n  static: [\"" + a.address() + "\", \"" + b.address() + "\", \"" +
+          c.address() + "\"]\n",
+      "5s",
+      "  events: kafka\n  kafka:\n    brokers: 127.0.0.1:" + std::to_string(closed_port()) +
+          "\n  spool: spool.jsonl\n  spool_max_mb: 0.012\n  flush_timeout: 1s\n",
+      1, "none", "");
   const fs::path config = write_config(dir.path(), yaml);
   Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
   EXPECT_EQ(once.wait(120s), 4) << "results not kept are the gateway's trouble\n" << once.output();

@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,12 @@ class SignerStandin {
   std::vector<nlohmann::json> payment_requests;  // /generate-live-payment bodies received
   int sign_calls = 0;                            // /sign-orchestrator-info requests, count
   std::string last_discover_target;              // request target of the last discovery call
+  // What /discover-orchestrators answers (go-livepeer's webhook list shape).
+  nlohmann::json discovered =
+      nlohmann::json::array({{{"address", "https://o1.example:8935"}, {"score", 0.9}},
+                             {{"address", "https://o2.example:8935"}}});
+  // Served at /webhook when set, so one stand-in can also play a discovery webhook.
+  std::optional<nlohmann::json> webhook_list;
 
  private:
   static trickle::AppResponse json_reply(unsigned status, const nlohmann::json& body) {
@@ -54,9 +61,10 @@ class SignerStandin {
     }
     if (path == "/discover-orchestrators" && request.method == "GET") {
       last_discover_target = request.target;
-      return json_reply(
-          200, nlohmann::json::array({{{"address", "https://o1.example:8935"}, {"score", 0.9}},
-                                      {{"address", "https://o2.example:8935"}}}));
+      return json_reply(200, discovered);
+    }
+    if (path == "/webhook" && request.method == "GET" && webhook_list) {
+      return json_reply(200, *webhook_list);
     }
     if (path != "/generate-live-payment" || request.method != "POST") {
       return json_reply(404, {{"error", "not found"}});
