@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "naap/core/key_path.hpp"
 #include "naap/datasets/dataset.hpp"
 
 namespace naap::datasets {
@@ -75,17 +76,6 @@ bool is_kind(const json& value, Kind kind) {
       return value.is_boolean();
   }
   return false;
-}
-
-std::string join(std::string_view path, std::string_view key) {
-  std::string out(path);
-  if (!out.empty()) out += '.';
-  out += key;
-  return out;
-}
-
-std::string at_index(std::string_view path, std::size_t index) {
-  return std::string(path) + "[" + std::to_string(index) + "]";
 }
 
 std::string list_names(const std::vector<std::string>& names) {
@@ -220,20 +210,20 @@ class Reader {
       if (!known) {
         std::vector<std::string> allowed(required.begin(), required.end());
         allowed.insert(allowed.end(), optional.begin(), optional.end());
-        return error(join(path, it.key()),
+        return error(join_key(path, it.key()),
                      "unknown key (allowed here: " + list_names(allowed) + ")");
       }
     }
     for (auto key : required) {
       if (!object.contains(std::string(key)))
-        return error(join(path, key), "missing required field");
+        return error(join_key(path, key), "missing required field");
     }
     return {};
   }
 
   Result<std::string> text(const json& object, const std::string& path, std::string_view key,
                            bool allow_empty = false) const {
-    const std::string where = join(path, key);
+    const std::string where = join_key(path, key);
     const json& value = object.at(std::string(key));
     if (auto ok = expect(value, where, Kind::string); !ok) return fail(ok.error());
     std::string out = value.get<std::string>();
@@ -244,7 +234,7 @@ class Reader {
   Result<std::string> name(const json& object, const std::string& path,
                            std::string_view key) const {
     auto out = text(object, path, key);
-    if (out && !valid_name(*out)) return bad_name(join(path, key), *out);
+    if (out && !valid_name(*out)) return bad_name(join_key(path, key), *out);
     return out;
   }
 
@@ -257,7 +247,7 @@ class Reader {
   // A number in [min, max].
   Result<double> number(const json& object, const std::string& path, std::string_view key,
                         double min, double max, bool min_exclusive = false) const {
-    const std::string where = join(path, key);
+    const std::string where = join_key(path, key);
     const json& value = object.at(std::string(key));
     if (auto ok = expect(value, where, Kind::number); !ok) return fail(ok.error());
     const double out = value.get<double>();
@@ -272,7 +262,7 @@ class Reader {
 
   Result<int> integer(const json& object, const std::string& path, std::string_view key, int min,
                       int max) const {
-    const std::string where = join(path, key);
+    const std::string where = join_key(path, key);
     const json& value = object.at(std::string(key));
     if (auto ok = expect(value, where, Kind::integer); !ok) return fail(ok.error());
     const auto out = value.get<std::int64_t>();
@@ -285,12 +275,12 @@ class Reader {
 
   Result<std::vector<std::string>> strings(const json& object, const std::string& path,
                                            std::string_view key) const {
-    const std::string where = join(path, key);
+    const std::string where = join_key(path, key);
     const json& value = object.at(std::string(key));
     if (auto ok = expect(value, where, Kind::array); !ok) return fail(ok.error());
     std::vector<std::string> out;
     for (std::size_t i = 0; i < value.size(); ++i) {
-      if (auto ok = expect(value[i], at_index(where, i), Kind::string); !ok) {
+      if (auto ok = expect(value[i], index_key(where, i), Kind::string); !ok) {
         return fail(ok.error());
       }
       out.push_back(value[i].get<std::string>());
@@ -318,9 +308,9 @@ Result<json> parse_strict(const std::string& text, const Reader& reader) {
     std::string out;
     for (const auto& frame : stack) {
       if (frame.array) {
-        out = at_index(out, static_cast<std::size_t>(frame.index));
+        out = index_key(out, static_cast<std::size_t>(frame.index));
       } else if (!frame.key.empty()) {
-        out = join(out, frame.key);
+        out = join_key(out, frame.key);
       }
     }
     return out;
@@ -426,7 +416,8 @@ Result<void> check_dimensions(const Reader& r, const json& params, const std::st
     auto value = r.integer(params, path, key, 384, 1024);
     if (!value) return fail(value.error());
     if (*value % 64 != 0) {
-      return r.error(join(path, key), "must be a multiple of 64, found " + std::to_string(*value));
+      return r.error(join_key(path, key),
+                     "must be a multiple of 64, found " + std::to_string(*value));
     }
   }
   return {};
@@ -444,7 +435,7 @@ Result<Preset> read_preset(const Reader& r, const json& value, const std::string
   auto model_id = r.text(value, path, "model_id");
   if (!model_id) return fail(model_id.error());
   preset.model_id = *model_id;
-  const std::string params_path = join(path, "params");
+  const std::string params_path = join_key(path, "params");
   if (auto ok = r.expect(value.at("params"), params_path, Kind::object); !ok) {
     return fail(ok.error());
   }
@@ -453,11 +444,11 @@ Result<Preset> read_preset(const Reader& r, const json& value, const std::string
   auto fps = r.number(value, path, "target_fps", 0, 240, true);
   if (!fps) return fail(fps.error());
   preset.target_fps = *fps;
-  const std::string thresholds_path = join(path, "thresholds");
+  const std::string thresholds_path = join_key(path, "thresholds");
   auto thresholds = read_thresholds(r, value.at("thresholds"), thresholds_path);
   if (!thresholds) return fail(thresholds.error());
   if (thresholds->min_output_fps > preset.target_fps) {
-    return r.error(join(thresholds_path, "min_output_fps"),
+    return r.error(join_key(thresholds_path, "min_output_fps"),
                    "exceeds the preset's target_fps (" + std::to_string(preset.target_fps) + ")");
   }
   preset.thresholds = *thresholds;
@@ -466,7 +457,7 @@ Result<Preset> read_preset(const Reader& r, const json& value, const std::string
     if (!keys) return fail(keys.error());
     preset.reload_keys = std::move(*keys);
   }
-  const std::string pointer_path = join(path, "prompt_pointer");
+  const std::string pointer_path = join_key(path, "prompt_pointer");
   if (value.contains("prompt_pointer")) {
     auto pointer = r.text(value, path, "prompt_pointer");
     if (!pointer) return fail(pointer.error());
@@ -509,31 +500,32 @@ Result<Clip> read_clip(const Reader& r, const json& value, const std::string& pa
     if (!file) return fail(file.error());
     const std::filesystem::path relative(*file);
     if (relative.is_absolute()) {
-      return r.error(join(path, "file"), "must be relative to the manifest's folder");
+      return r.error(join_key(path, "file"), "must be relative to the manifest's folder");
     }
     clip.file = *file;
     clip.path = (root / relative).lexically_normal();
     if (!value.contains("sha256")) {
-      return r.error(join(path, "sha256"), "missing required field (a clip file needs its hash)");
+      return r.error(join_key(path, "sha256"),
+                     "missing required field (a clip file needs its hash)");
     }
     auto sha = r.text(value, path, "sha256");
     if (!sha) return fail(sha.error());
     if (!valid_sha256(*sha)) {
-      return r.error(join(path, "sha256"),
+      return r.error(join_key(path, "sha256"),
                      "expected 64 lowercase hex digits, found '" + *sha + "'");
     }
     clip.sha256 = *sha;
   } else {
     if (value.contains("sha256")) {
-      return r.error(join(path, "sha256"), "a synthetic clip has no file to hash");
+      return r.error(join_key(path, "sha256"), "a synthetic clip has no file to hash");
     }
-    const std::string synthetic_path = join(path, "synthetic");
+    const std::string synthetic_path = join_key(path, "synthetic");
     const json& synthetic = value.at("synthetic");
     if (auto ok = r.keys(synthetic, synthetic_path, {"pattern"}); !ok) return fail(ok.error());
     auto pattern = r.text(synthetic, synthetic_path, "pattern");
     if (!pattern) return fail(pattern.error());
     if (std::find(k_patterns.begin(), k_patterns.end(), *pattern) == k_patterns.end()) {
-      return r.error(join(synthetic_path, "pattern"),
+      return r.error(join_key(synthetic_path, "pattern"),
                      "unknown videotestsrc pattern '" + *pattern + "' (e.g. smpte, ball, snow)");
     }
     clip.synthetic_pattern = *pattern;
@@ -574,8 +566,8 @@ Result<Scenario> read_scenario(const Reader& r, const json& value, const std::st
   auto pipeline = r.text(value, path, "pipeline");
   if (!pipeline) return fail(pipeline.error());
   if (!dataset.presets.contains(*pipeline)) {
-    return r.error(join(path, "pipeline"), "unknown pipeline '" + *pipeline + "' (presets: " +
-                                               list_names(keys_of(dataset.presets)) + ")");
+    return r.error(join_key(path, "pipeline"), "unknown pipeline '" + *pipeline + "' (presets: " +
+                                                   list_names(keys_of(dataset.presets)) + ")");
   }
   s.pipeline = *pipeline;
   auto clip = r.text(value, path, "clip");
@@ -585,7 +577,7 @@ Result<Scenario> read_scenario(const Reader& r, const json& value, const std::st
   if (!clip_known) {
     std::vector<std::string> ids;
     for (const auto& c : dataset.clips) ids.push_back(c.id);
-    return r.error(join(path, "clip"),
+    return r.error(join_key(path, "clip"),
                    "no clip '" + *clip + "' in clips (clips: " + list_names(ids) + ")");
   }
   s.clip = *clip;
@@ -598,7 +590,7 @@ Result<Scenario> read_scenario(const Reader& r, const json& value, const std::st
   auto type_text = r.text(value, path, "prompt_type");
   if (!type_text) return fail(type_text.error());
   auto type = parse_prompt_type(*type_text);
-  if (!type) return r.error(join(path, "prompt_type"), type.error().message);
+  if (!type) return r.error(join_key(path, "prompt_type"), type.error().message);
   s.prompt_type = *type;
   auto description = r.text(value, path, "description");
   if (!description) return fail(description.error());
@@ -643,7 +635,7 @@ Result<Dataset> read_dataset(const Reader& r, const json& doc,
   const json& presets = doc.at("presets");
   if (auto ok = r.expect(presets, "presets", Kind::object); !ok) return fail(ok.error());
   for (auto it = presets.begin(); it != presets.end(); ++it) {
-    const std::string path = join("presets", it.key());
+    const std::string path = join_key("presets", it.key());
     if (!valid_name(it.key())) return r.bad_name(path, it.key());
     auto preset = read_preset(r, it.value(), path, it.key());
     if (!preset) return fail(preset.error());
@@ -653,7 +645,7 @@ Result<Dataset> read_dataset(const Reader& r, const json& doc,
   const json& prompt_sets = doc.at("prompt_sets");
   if (auto ok = r.expect(prompt_sets, "prompt_sets", Kind::object); !ok) return fail(ok.error());
   for (auto it = prompt_sets.begin(); it != prompt_sets.end(); ++it) {
-    const std::string path = join("prompt_sets", it.key());
+    const std::string path = join_key("prompt_sets", it.key());
     if (!d.presets.contains(it.key())) {
       return r.error(path, "no preset for pipeline '" + it.key() +
                                "' (presets: " + list_names(keys_of(d.presets)) + ")");
@@ -667,13 +659,13 @@ Result<Dataset> read_dataset(const Reader& r, const json& doc,
   const json& clips = doc.at("clips");
   if (auto ok = r.expect(clips, "clips", Kind::array); !ok) return fail(ok.error());
   for (std::size_t i = 0; i < clips.size(); ++i) {
-    const std::string path = at_index("clips", i);
+    const std::string path = index_key("clips", i);
     auto clip = read_clip(r, clips[i], path, root);
     if (!clip) return fail(clip.error());
     for (std::size_t j = 0; j < d.clips.size(); ++j) {
       if (d.clips[j].id == clip->id) {
-        return r.error(join(path, "id"),
-                       "duplicate clip id '" + clip->id + "' (also " + at_index("clips", j) + ")");
+        return r.error(join_key(path, "id"),
+                       "duplicate clip id '" + clip->id + "' (also " + index_key("clips", j) + ")");
       }
     }
     d.clips.push_back(std::move(*clip));
@@ -682,13 +674,13 @@ Result<Dataset> read_dataset(const Reader& r, const json& doc,
   const json& scenarios = doc.at("scenarios");
   if (auto ok = r.expect(scenarios, "scenarios", Kind::array); !ok) return fail(ok.error());
   for (std::size_t i = 0; i < scenarios.size(); ++i) {
-    const std::string path = at_index("scenarios", i);
+    const std::string path = index_key("scenarios", i);
     auto scenario = read_scenario(r, scenarios[i], path, d);
     if (!scenario) return fail(scenario.error());
     for (std::size_t j = 0; j < d.scenarios.size(); ++j) {
       if (d.scenarios[j].id == scenario->id) {
-        return r.error(join(path, "id"), "duplicate scenario id '" + scenario->id + "' (also " +
-                                             at_index("scenarios", j) + ")");
+        return r.error(join_key(path, "id"), "duplicate scenario id '" + scenario->id + "' (also " +
+                                                 index_key("scenarios", j) + ")");
       }
     }
     d.scenarios.push_back(std::move(*scenario));

@@ -19,6 +19,7 @@
 #include <tuple>
 #include <utility>
 
+#include "naap/core/key_path.hpp"
 #include "naap/core/sha256.hpp"
 
 extern char** environ;  // NOLINT: POSIX, declared by no standard header
@@ -61,17 +62,6 @@ std::string in_quotes(std::string_view text) {
     }
   }
   return out + "\"";
-}
-
-std::string join_key(std::string_view path, std::string_view key) {
-  std::string out(path);
-  if (!out.empty()) out += '.';
-  out += key;
-  return out;
-}
-
-std::string index_key(std::string_view path, std::size_t index) {
-  return std::string(path) + "[" + std::to_string(index) + "]";
 }
 
 std::string list_of(std::initializer_list<std::string_view> names) {
