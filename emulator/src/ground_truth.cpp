@@ -11,6 +11,12 @@ std::int64_t wall_us() {
       .count();
 }
 
+std::int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void StreamTruth::add_frame(const FrameTruth& frame) {
   if (frames.size() >= k_max_truth_frames) {
     frames.pop_front();
@@ -20,7 +26,7 @@ void StreamTruth::add_frame(const FrameTruth& frame) {
 }
 
 void StreamTruth::add_fault(std::string kind, std::string detail) {
-  fault_log.push_back(FaultTruth{std::move(kind), wall_us(), std::move(detail)});
+  fault_log.push_back(FaultTruth{std::move(kind), steady_us(), std::move(detail)});
 }
 
 nlohmann::json StreamTruth::to_json(bool with_frames) {
@@ -33,6 +39,8 @@ nlohmann::json StreamTruth::to_json(bool with_frames) {
            {"model_id", model_id},
            {"passthrough", passthrough},
            {"faults", faults},
+           {"clock", "steady"},
+           {"wall_minus_steady_us", wall_minus_steady_us},
            {"started_us", started_us},
            {"first_input_us", opt(first_input_us)},
            {"first_output_us", opt(first_output_us)},

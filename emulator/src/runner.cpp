@@ -314,7 +314,8 @@ RunnerStream::RunnerStream(asio::io_context& io, http::Engine& engine, WorkerPoo
   truth_->model_id = setup_.model_id;
   truth_->faults = setup_.faults.to_json();
   truth_->passthrough = setup_.faults.passthrough.value_or(false);
-  truth_->started_us = wall_us();
+  truth_->started_us = steady_us();
+  truth_->wall_minus_steady_us = wall_us() - truth_->started_us;
 }
 
 RunnerStream::~RunnerStream() = default;
@@ -371,7 +372,7 @@ void RunnerStream::start() {
   publish_event(stream_trace_event("runner_receive_stream_request", wall_ms()));
 
   status_.stream_started(now(), nlohmann::ordered_json(setup_.params));
-  apply_params(setup_.params, wall_us());
+  apply_params(setup_.params, steady_us());
   const double load_s = setup_.faults.load_time_s.value_or(setup_.load_time_s);
   if (load_s > 0 && !passthrough) {
     start_loading("startup", load_s);
@@ -454,7 +455,7 @@ void RunnerStream::publish_event(const nlohmann::ordered_json& event) {
 void RunnerStream::on_input_data(std::int64_t, std::string_view bytes) {
   if (stopped_ || bytes.empty()) return;
   const auto t = Clock::now();
-  const std::int64_t t_us = wall_us();
+  const std::int64_t t_us = steady_us();
   last_input_ = t;
   bool new_segment = false;
   {
@@ -514,7 +515,7 @@ void RunnerStream::on_input_segment_end() {
 
 void RunnerStream::on_control_segment(std::string body) {
   if (stopped_) return;
-  const std::int64_t t_us = wall_us();
+  const std::int64_t t_us = steady_us();
   {
     std::lock_guard lock(truth_->mutex);
     ++truth_->control_messages;
@@ -590,7 +591,7 @@ void RunnerStream::start_loading(const std::string& reason, double secs) {
     codec_->loading = true;
   }
   std::lock_guard lock(truth_->mutex);
-  truth_->loading.push_back(LoadingTruth{reason, wall_us(), 0});
+  truth_->loading.push_back(LoadingTruth{reason, steady_us(), 0});
 }
 
 void RunnerStream::enqueue_output(Output out) {
@@ -622,7 +623,7 @@ void RunnerStream::emit_ready() {
     }
     if (!out_writer_) continue;
     out_writer_->write(out.bytes);
-    const std::int64_t emitted = wall_us();
+    const std::int64_t emitted = steady_us();
     if (!first_output_traced_) {
       first_output_traced_ = true;
       publish_event(stream_trace_event("runner_send_first_processed_segment", wall_ms()));
@@ -692,7 +693,7 @@ void RunnerStream::tick() {
       codec_->loading = false;
     }
     std::lock_guard lock(truth_->mutex);
-    if (!truth_->loading.empty()) truth_->loading.back().end_us = wall_us();
+    if (!truth_->loading.empty()) truth_->loading.back().end_us = steady_us();
   }
   if (f.stall_after_s && !stall_fired_ && elapsed >= *f.stall_after_s) {
     stall_fired_ = true;
@@ -745,7 +746,7 @@ void RunnerStream::stop(const std::string& reason) {
   }
   {
     std::lock_guard lock(truth_->mutex);
-    truth_->ended_us = wall_us();
+    truth_->ended_us = steady_us();
     truth_->end_reason = reason;
   }
   if (out_writer_) out_writer_->finish();

@@ -19,10 +19,10 @@ using reports::FrameKind;
 using reports::k_never;
 
 // Wall-clock µs of a timeline time (the emulator's ground truth is wall clock).
-std::int64_t wall_of(const workloads::SessionResult& r, reports::Micros t) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(r.started_at.time_since_epoch())
-             .count() +
-         t;
+// A timeline time (µs since the session's t0) on the emulator's ground-truth clock: both are
+// steady_clock, so a wall-clock step or slew during the run cannot shift one against the other.
+std::int64_t truth_time(const workloads::SessionResult& r, reports::Micros t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(r.t0.time_since_epoch()).count() + t;
 }
 
 double median(std::vector<double> v) {
@@ -78,9 +78,9 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
     if (f.loading) continue;
     auto it = due.find(f.pts_in);
     if (it == due.end()) continue;
-    const auto emitted_rel = f.emitted_us - wall_of(r, 0);
+    const auto emitted_rel = f.emitted_us - truth_time(r, 0);
     if (emitted_rel < *m.window_start_us || emitted_rel >= *m.window_end_us) continue;
-    truth_e2e.push_back(static_cast<double>(f.emitted_us - wall_of(r, it->second)) / 1000.0);
+    truth_e2e.push_back(static_cast<double>(f.emitted_us - truth_time(r, it->second)) / 1000.0);
     injected.push_back(f.injected_ms);
   }
   ASSERT_GT(truth_e2e.size(), 50u);
@@ -107,13 +107,13 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
       break;
     }
   ASSERT_TRUE(m.startup_ms);
-  EXPECT_NEAR(*m.startup_ms, static_cast<double>(first_real_us - wall_of(r, 0)) / 1000.0, 50.0);
+  EXPECT_NEAR(*m.startup_ms, static_cast<double>(first_real_us - truth_time(r, 0)) / 1000.0, 50.0);
 
   // Output fps over our measurement window against the frames the emulator emitted in it
   // (shifted by the output hop, which is the same for every frame).
   std::size_t emitted_in_window = 0;
   for (const auto& f : frames) {
-    const auto rel = f.emitted_us - wall_of(r, 0);
+    const auto rel = f.emitted_us - truth_time(r, 0);
     if (!f.loading && rel >= *m.window_start_us && rel < *m.window_end_us) ++emitted_in_window;
   }
   const double truth_fps =
@@ -125,7 +125,7 @@ TEST_P(LiveSessionAccuracy, matches_ground_truth_for_injected_latency) {
       "injected %d ms: e2e p50 %.1f ms (truth %.1f), startup %.1f ms (truth %.1f), "
       "fps %.2f (truth %.2f), rtt p50 %.1f ms\n",
       latency_ms, e2e->p50_ms, expected, *m.startup_ms,
-      static_cast<double>(first_real_us - wall_of(r, 0)) / 1000.0, *m.output_fps, truth_fps,
+      static_cast<double>(first_real_us - truth_time(r, 0)) / 1000.0, *m.output_fps, truth_fps,
       rtt->p50_ms);
 
   // Prompt switches: the frame we saw the change in is the one the emulator says first showed

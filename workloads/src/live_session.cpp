@@ -157,6 +157,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
     t0 = began = Clock::now();
     signal(Kind::stream_request, nullptr);
     result.started_at = std::chrono::system_clock::now();
+    result.t0 = t0;
     tl.input_fps = input->fps();
     tl.runner_fps_cap = 24;
     phase = Phase::connecting;
@@ -335,6 +336,7 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
       // t0 is the moment the first start request is sent.
       t0 = Clock::now();
       result.started_at = std::chrono::system_clock::now();
+      result.t0 = t0;
     }
     tl.epochs.push_back(e);
     const reports::RpcCall call{"start", pending->info.transcoder() + "/live-video-to-video"};

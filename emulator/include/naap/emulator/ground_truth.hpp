@@ -1,6 +1,8 @@
 // Ground truth: what the emulator actually did to one stream, for accuracy tests and operators
-// (GET /debug/streams/{manifest_id} and one log line per stream). Times are wall-clock epoch
-// microseconds so a gateway on the same host can compare them with its own stamps.
+// (GET /debug/streams/{manifest_id} and one log line per stream). Times are steady-clock
+// microseconds (CLOCK_MONOTONIC: one clock for every process on the host, never stepped or
+// slewed by time sync), so a gateway on the same host compares them with its own steady
+// stamps; `wall_minus_steady_us` converts them to wall-clock time for people.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +15,10 @@
 
 namespace naap::emulator {
 
-// Wall clock now, epoch microseconds.
+// Wall clock now, epoch microseconds (the runner's events, which carry wall time).
 std::int64_t wall_us();
+// Steady clock now, microseconds since its epoch (boot on Linux): every ground-truth time.
+std::int64_t steady_us();
 
 struct FrameTruth {
   std::int64_t pts_in = 0;      // input PTS, 90 kHz
@@ -60,6 +64,7 @@ class StreamTruth {
   nlohmann::json faults;                        // active fault profile
   bool passthrough = false;                     // no decode/encode
   std::int64_t started_us = 0;                  // start request accepted
+  std::int64_t wall_minus_steady_us = 0;        // wall_us() − steady_us() when it started
   std::optional<std::int64_t> first_input_us;   // first input byte
   std::optional<std::int64_t> first_output_us;  // first output byte
   std::optional<std::int64_t> ended_us;         // stream stopped

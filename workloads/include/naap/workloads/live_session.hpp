@@ -121,6 +121,7 @@ struct SessionResult {
   std::uint64_t output_pts_regressions = 0;          // output frames whose PTS did not increase
   double output_pts_max_regression_ms = 0;           // the largest step back, ms
   std::chrono::system_clock::time_point started_at;  // wall clock of t0, for the record
+  std::chrono::steady_clock::time_point t0;          // t0 itself: timeline times count from it
   std::chrono::system_clock::time_point ended_at;    // wall clock at the end
 };
 
