@@ -74,6 +74,14 @@ double Histogram::mean() const {
   return total_ ? static_cast<double>(sum_ / static_cast<long double>(total_)) : 0.0;
 }
 
+std::vector<std::pair<std::int64_t, std::uint64_t>> Histogram::buckets() const {
+  std::vector<std::pair<std::int64_t, std::uint64_t>> out;
+  if (total_ == 0) return out;
+  for (std::size_t i = index_of(min_); i <= index_of(max_); ++i)
+    if (counts_[i] != 0) out.emplace_back(highest_equivalent(i), counts_[i]);
+  return out;
+}
+
 std::int64_t Histogram::percentile(double p) const {
   if (total_ == 0) return 0;
   p = std::clamp(p, 0.0, 100.0);

@@ -84,12 +84,16 @@ CREATE TABLE IF NOT EXISTS naap_synthetic.session_results
     ptff_p50_ms               Nullable(Float64),
     ptff_p95_ms               Nullable(Float64),
     ptff_max_ms               Nullable(Float64),
+    -- prompt_to_first_frame_ms.buckets_us: the session's histogram, (bucket upper bound in µs,
+    -- count) pairs; add sessions' counts per bound to merge them (queries.sql)
+    ptff_buckets_us           Array(Tuple(upper_us UInt64, count UInt64)),
     e2e_count                 Nullable(UInt64),           -- e2e_latency_ms.*
     e2e_p50_ms                Nullable(Float64),
     e2e_p90_ms                Nullable(Float64),
     e2e_p95_ms                Nullable(Float64),
     e2e_p99_ms                Nullable(Float64),
     e2e_max_ms                Nullable(Float64),
+    e2e_buckets_us            Array(Tuple(upper_us UInt64, count UInt64)),  -- e2e_latency_ms.buckets_us
     pts_offset_ms             Nullable(Float64),
 
     -- output and transport

@@ -90,12 +90,17 @@ SELECT
     JSONExtract(data, 'prompt_to_first_frame_ms', 'p50', 'Nullable(Float64)') AS ptff_p50_ms,
     JSONExtract(data, 'prompt_to_first_frame_ms', 'p95', 'Nullable(Float64)') AS ptff_p95_ms,
     JSONExtract(data, 'prompt_to_first_frame_ms', 'max', 'Nullable(Float64)') AS ptff_max_ms,
+    -- Malformed pairs read as (value, 0) and are dropped with the empty buckets.
+    arrayFilter(b -> b.2 > 0, JSONExtract(data, 'prompt_to_first_frame_ms', 'buckets_us',
+                                          'Array(Tuple(UInt64, UInt64))')) AS ptff_buckets_us,
     JSONExtract(data, 'e2e_latency_ms', 'count', 'Nullable(UInt64)') AS e2e_count,
     JSONExtract(data, 'e2e_latency_ms', 'p50', 'Nullable(Float64)') AS e2e_p50_ms,
     JSONExtract(data, 'e2e_latency_ms', 'p90', 'Nullable(Float64)') AS e2e_p90_ms,
     JSONExtract(data, 'e2e_latency_ms', 'p95', 'Nullable(Float64)') AS e2e_p95_ms,
     JSONExtract(data, 'e2e_latency_ms', 'p99', 'Nullable(Float64)') AS e2e_p99_ms,
     JSONExtract(data, 'e2e_latency_ms', 'max', 'Nullable(Float64)') AS e2e_max_ms,
+    arrayFilter(b -> b.2 > 0, JSONExtract(data, 'e2e_latency_ms', 'buckets_us',
+                                          'Array(Tuple(UInt64, UInt64))')) AS e2e_buckets_us,
     JSONExtract(data, 'pts_offset_ms', 'Nullable(Float64)') AS pts_offset_ms,
 
     JSONExtract(data, 'output_fps', 'Nullable(Float64)') AS output_fps,

@@ -208,10 +208,10 @@ Envelope session_result(const EventTags& tags, const json& record, std::int64_t 
   data["job_accept_ms"] = at(metrics, "job_accept_ms");
   data["first_output_byte_ms"] = at(metrics, "first_output_byte_ms");
   data["startup_ms"] = at(metrics, "startup_ms");
-  data["prompt_to_first_frame_ms"] =
-      histogram_subset(at(metrics, "prompt_to_first_frame_ms"), {"p50", "p95", "max"});
-  data["e2e_latency_ms"] =
-      histogram_subset(at(metrics, "e2e_latency_ms"), {"p50", "p90", "p95", "p99", "max"});
+  data["prompt_to_first_frame_ms"] = histogram_subset(at(metrics, "prompt_to_first_frame_ms"),
+                                                      {"p50", "p95", "max", "buckets_us"});
+  data["e2e_latency_ms"] = histogram_subset(at(metrics, "e2e_latency_ms"),
+                                            {"p50", "p90", "p95", "p99", "max", "buckets_us"});
   data["pts_offset_ms"] = at(metrics, "pts_offset_ms");
   data["output_fps"] = at(metrics, "output_fps");
   data["runner_output_fps"] = at(metrics, "runner_output_fps_mean");

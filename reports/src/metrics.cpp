@@ -143,6 +143,18 @@ nlohmann::json summary_json(const Histogram& histogram_us) {
           {"p95", s->p95_ms},  {"p99", s->p99_ms}, {"max", s->max_ms}, {"mean", s->mean_ms}};
 }
 
+// The summary plus the histogram itself (`buckets_us`: [[upper bound µs, count], …]) for the
+// SLA figures that are aggregated across sessions: merged buckets give exact merged
+// percentiles, which averaged per-session percentiles do not (METRICS.md).
+nlohmann::json mergeable_summary_json(const Histogram& histogram_us) {
+  nlohmann::json j = summary_json(histogram_us);
+  if (j.is_null()) return j;
+  nlohmann::json buckets = nlohmann::json::array();
+  for (const auto& [upper_us, count] : histogram_us.buckets()) buckets.push_back({upper_us, count});
+  j["buckets_us"] = std::move(buckets);
+  return j;
+}
+
 template <class T>
 nlohmann::json or_null(const std::optional<T>& value) {
   if (!value) return nullptr;
@@ -421,7 +433,7 @@ nlohmann::json to_json(const SessionMetrics& m) {
   j["first_frame_any_ms"] = or_null(m.first_frame_any_ms);
   j["startup_ms"] = or_null(m.startup_ms);
 
-  nlohmann::json prompt = summary_json(m.prompt_to_first_frame_us);
+  nlohmann::json prompt = mergeable_summary_json(m.prompt_to_first_frame_us);
   if (!prompt.is_null()) {
     prompt["samples"] = nlohmann::json::array();
     for (double v : m.prompt_to_first_frame_ms) prompt["samples"].push_back(round3(v));
@@ -439,7 +451,7 @@ nlohmann::json to_json(const SessionMetrics& m) {
                                      {"matches", c.matches},
                                      {"tied_offsets", c.tied_offsets}});
   }
-  j["e2e_latency_ms"] = summary_json(m.e2e_latency_us);
+  j["e2e_latency_ms"] = mergeable_summary_json(m.e2e_latency_us);
   j["e2e_latency_all_ms"] = summary_json(m.e2e_latency_all_us);
   j["frames_unmatched"] = m.frames_unmatched;
   j["transport_rtt_ms"] = summary_json(m.transport_rtt_us);

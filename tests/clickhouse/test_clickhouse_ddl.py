@@ -290,7 +290,18 @@ def expected_session_row(e):
         want[f"{prefix}_count"] = None if h is None else h["count"]
         for f in fields:
             want[f"{prefix}_{f}_ms"] = None if h is None else h[f]
+        want[f"{prefix}_buckets_us"] = [] if h is None else h["buckets_us"]
     return want
+
+
+def bucket_pairs(value):
+    """An Array(Tuple(upper_us, count)) as chDB's JSON shows it (objects or arrays, numbers or
+    text) -> [[upper_us, count], ...]."""
+    pairs = []
+    for b in value:
+        upper, count = (b["upper_us"], b["count"]) if isinstance(b, dict) else b
+        pairs.append([int(upper), int(count)])
+    return pairs
 
 
 def session_row(p, id_, final=True):
@@ -314,7 +325,9 @@ def test_session_result_typed_values(loaded, id_, what):
     want = expected_session_row(e)
     for col, value in want.items():
         v = row[col]
-        if isinstance(value, float) and not isinstance(value, bool):
+        if col.endswith("_buckets_us"):
+            assert bucket_pairs(v) == value, (what, col)
+        elif isinstance(value, float) and not isinstance(value, bool):
             assert v == approx(value), (what, col)
         else:
             assert v == value, (what, col, v, value)
@@ -327,6 +340,8 @@ def test_session_result_spot_checks(loaded):
     s1 = session_row(p, "3f6c9a1e-2b7d-4c85-9e0a-1d2f3b4c5a6e")
     assert s1["orchestrator_url"] == "https://orch-a.example.net:8935"
     assert s1["e2e_p95_ms"] == 650 and s1["e2e_count"] == 6840 and s1["ptff_p50_ms"] == 410
+    assert bucket_pairs(s1["e2e_buckets_us"])[:2] == [[416255, 3419], [520191, 1]]
+    assert sum(c for _, c in bucket_pairs(s1["e2e_buckets_us"])) == 6840
     assert s1["failure_category"] is None and s1["sla_pass"] is True
     assert s1["runner_states_seen"] == ["ONLINE"] and s1["swap_triggers"] == []
     assert s1["started_at"] == "2026-11-28 04:10:10.883"
@@ -338,6 +353,7 @@ def test_session_result_spot_checks(loaded):
     assert s3["orchestrator_url"] == "https://orch-b.example.net:8935"  # the target
     assert s3["outcome"] == "excused_no_capacity" and s3["excused"] is True
     assert s3["startup_ms"] is None and s3["e2e_p95_ms"] is None and s3["e2e_count"] is None
+    assert s3["e2e_buckets_us"] == [] and s3["ptff_buckets_us"] == []
     assert s3["dataset_sha256"] is None and s3["frames_sent"] == 0
 
 
@@ -392,7 +408,7 @@ def test_malformed_envelopes_do_not_break_an_insert(sess):
     assert ts["m-3"] == ts["m-5"] == "2026-11-28 06:00:00.000"  # number or text
     got = {r["id"]: r for r in p.rows(f"SELECT * FROM {db}.session_results")}
     assert sorted(got) == ["m-1", "m-4"]
-    assert got["m-1"]["e2e_p95_ms"] is None
+    assert got["m-1"]["e2e_p95_ms"] is None and got["m-1"]["e2e_buckets_us"] == []
     # a non-string where a string belongs: '' in older ClickHouse, its JSON text in newer
     assert got["m-1"]["region"] in ("", '["x"]')
     assert got["m-4"]["outcome"] is None and got["m-4"]["record"] == ""
@@ -460,28 +476,41 @@ def check_sla_by_orchestrator_hour(got):
     # Hour 04, orchestrator A: S1 ok, S2 output_stalled (sent twice, counted once),
     # S6 gateway_error. failed 1 (S2); charged = 3 - 1 (gateway_error) = 2 -> 0.5.
     # startup [2950, 3120, 4200]: p50 3120, p95 at rank 0.95*2 = 1.9 -> 3120 + 0.9*1080.
-    # e2e p95s [650, 800, 2400]: 800 + 0.9*1600 = 2240; median of p50s [520, 600, 900] 600.
+    # e2e over all 6840 + 2150 + 6500 = 15490 frames of S1, S2, S6, from their merged buckets
+    # (nearest rank): p50 rank 7745 falls in S1's 610303 us bucket (S1 416255 x3419, S6
+    # 480255 x3249, S1 520191 x1, S6 600063 x1 are 6670 below it); p95 rank 14716 in S2's
+    # 1800191 us bucket, p99 rank 15336 in S2's 2400255. The per-session p95s [650, 800, 2400]
+    # would say 2240 (p95 of p95s): the stalled S2, 14 % of the frames, weighs a third.
+    # Median of the p50s [520, 600, 900] 600. PTFF over 9 + 4 + 8 = 21 switches: p50 rank 11
+    # 700415 us, p95 rank 20 2101247 us (S2's worst).
     # fps [9.5, 16.0, 17.4]: mean 14.3, p10 at rank 0.2 -> 9.5 + 0.2*6.5 = 10.8.
     # jitter mean (0.06 + 0.31 + 0.08) / 3 = 0.15; SLA pass: S1 of the 2 charged -> 0.5.
     a4 = dict(sessions=3, excused=0, not_charged=1, failed=1, charged=2, failure_rate=0.5,
               swap_rate=1 / 3, startup_samples=3, startup_p50_ms=3120,
-              startup_p95_ms=3120 + 0.9 * 1080, e2e_samples=3, e2e_p95_approx_ms=2240,
-              e2e_p50_median_ms=600, output_fps_mean=14.3, output_fps_p10=10.8,
+              startup_p95_ms=3120 + 0.9 * 1080, e2e_samples=3, e2e_frames=15490,
+              e2e_merged_p50_ms=610.303, e2e_merged_p95_ms=1800.191, e2e_merged_p99_ms=2400.255,
+              e2e_p50_median_ms=600, ptff_switches=21, ptff_merged_p50_ms=700.415,
+              ptff_merged_p95_ms=2101.247, output_fps_mean=14.3, output_fps_p10=10.8,
               jitter_fps_cv_mean=0.15, sla_pass_rate=0.5)
     # Hour 04, B: only the excused S3 -> nothing charged: failure rate NULL, no samples.
     b4 = dict(sessions=1, excused=1, not_charged=1, failed=0, charged=0, failure_rate=None,
               swap_rate=0, startup_samples=0, startup_p50_ms=None, startup_p95_ms=None,
-              e2e_samples=0, e2e_p95_approx_ms=None, e2e_p50_median_ms=None, output_fps_mean=None,
+              e2e_samples=0, e2e_frames=0, e2e_merged_p50_ms=None, e2e_merged_p95_ms=None,
+              e2e_merged_p99_ms=None, e2e_p50_median_ms=None, ptff_switches=0,
+              ptff_merged_p50_ms=None, ptff_merged_p95_ms=None, output_fps_mean=None,
               output_fps_p10=None, jitter_fps_cv_mean=None, sla_pass_rate=None)
     # Hour 04, C: the malformed start_failed S5 (started_at falls back to its envelope
     # time, 04:40): 1 of 1 charged failed; its wrong-typed swap_count is NULL, not a swap.
     c4 = dict(sessions=1, excused=0, not_charged=0, failed=1, charged=1, failure_rate=1.0,
-              swap_rate=0, startup_samples=0, startup_p50_ms=None, e2e_samples=0,
-              output_fps_mean=None, sla_pass_rate=0.0)
+              swap_rate=0, startup_samples=0, startup_p50_ms=None, e2e_samples=0, e2e_frames=0,
+              e2e_merged_p95_ms=None, ptff_switches=0, output_fps_mean=None, sla_pass_rate=0.0)
     # Hour 05, B: S4 ok.
     b5 = dict(sessions=1, excused=0, not_charged=0, failed=0, charged=1, failure_rate=0.0,
               swap_rate=0, startup_samples=1, startup_p50_ms=2800, startup_p95_ms=2800,
-              e2e_samples=1, e2e_p95_approx_ms=590, e2e_p50_median_ms=480, output_fps_mean=18.1,
+              e2e_samples=1, e2e_frames=6900, e2e_merged_p50_ms=480.255,
+              e2e_merged_p95_ms=590.335, e2e_merged_p99_ms=700.415, e2e_p50_median_ms=480,
+              ptff_switches=9, ptff_merged_p50_ms=380.159, ptff_merged_p95_ms=820.223,
+              output_fps_mean=18.1,
               output_fps_p10=18.1, jitter_fps_cv_mean=0.05, sla_pass_rate=1.0)
     keys = [(r["hour"][:19], r["orchestrator_url"], r["pipeline"], r["region"]) for r in got]
     assert keys == [(H4, A, "streamdiffusion", "FRA"), (H4, B, "streamdiffusion", "FRA"),

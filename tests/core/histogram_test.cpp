@@ -76,6 +76,46 @@ TEST(Histogram, merging_equals_recording_everything_in_one) {
   EXPECT_FALSE(a.merge(other_range));
 }
 
+TEST(Histogram, exported_buckets_merge_to_the_percentiles_of_everything_recorded_in_one) {
+  // Two sessions' histograms travel as buckets (the run record); a consumer rebuilds and
+  // merges them, and reads the same percentiles as one histogram of every frame.
+  std::mt19937_64 rng(11);
+  std::lognormal_distribution<double> fast(std::log(60'000.0), 0.3), slow(std::log(900'000.0), 0.5);
+  Histogram a, b, all;
+  for (int i = 0; i < 20'000; ++i) {
+    const auto v = static_cast<std::int64_t>(i % 4 ? fast(rng) : slow(rng));
+    (i % 2 ? a : b).record(v);
+    all.record(v);
+  }
+  Histogram merged;
+  std::uint64_t exported = 0;
+  for (const Histogram* h : {&a, &b}) {
+    const auto buckets = h->buckets();
+    ASSERT_FALSE(buckets.empty());
+    for (std::size_t i = 1; i < buckets.size(); ++i)
+      EXPECT_LT(buckets[i - 1].first, buckets[i].first) << "in value order, one pair a bucket";
+    for (const auto& [value, count] : buckets) {
+      EXPECT_GT(count, 0u);
+      merged.record(value, count);
+      exported += count;
+    }
+  }
+  EXPECT_EQ(exported, all.count());
+  EXPECT_EQ(merged.count(), all.count());
+  // The rebuilt histogram's extremes are bucket bounds; every percentile below the top bucket
+  // is identical, and the top one is the bucket's bound (within 1/1024 of the exact maximum).
+  for (double p : {1.0, 50.0, 90.0, 95.0, 99.0, 99.9})
+    EXPECT_EQ(merged.percentile(p), all.percentile(p)) << p;
+  EXPECT_GE(merged.percentile(100), all.max());
+  EXPECT_LE(static_cast<double>(merged.percentile(100)), all.max() * (1.0 + 1.0 / 1024) + 1);
+  EXPECT_TRUE(Histogram().buckets().empty());
+  Histogram small;
+  small.record(7, 3);
+  small.record(0);
+  EXPECT_EQ(small.buckets(), (std::vector<std::pair<std::int64_t, std::uint64_t>>{{0, 1}, {7, 3}}))
+      << "values below 2048 are their own buckets";
+}
+
 TEST(Histogram, clamps_and_counts_values_outside_the_range) {
   Histogram h(10'000'000);
   h.record(-5);

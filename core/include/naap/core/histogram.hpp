@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace naap {
@@ -29,6 +30,12 @@ class Histogram {
   std::uint64_t overflows() const { return overflows_; }  // values clamped to `highest`
   std::uint64_t negatives() const { return negatives_; }  // values clamped to 0
   std::int64_t highest() const { return highest_; }
+
+  // The non-empty buckets in value order, each as (its highest equivalent value, count): the
+  // wire form of a histogram. Recording every pair into an empty Histogram gives the same
+  // counts, so consumers (a report, ClickHouse's quantileExactWeighted) can merge sessions and
+  // read exact merged percentiles; the exact min, max and mean travel beside it.
+  std::vector<std::pair<std::int64_t, std::uint64_t>> buckets() const;
 
   // Bucket arithmetic, exposed for tests: values below 2048 are exact; above, a bucket spans
   // at most 1/1024 of its value.
