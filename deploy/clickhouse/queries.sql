@@ -32,7 +32,8 @@
 --                        merged histograms (e2e_buckets_us: counts added per bucket bound,
 --                        then the nearest-rank quantile), as METRICS.md requires: never an
 --                        average or a percentile of per-session percentiles. 3 significant
---                        figures (a bucket's upper bound); NULL without frames
+--                        figures (a bucket's upper bound); NULL without frames.
+--                        e2e_q / ptff_q hold the same quantiles (µs) as one array
 --   e2e_p50_median_ms    median of the per-session e2e p50s (the typical session's
 --                        typical latency; less sensitive to one bad session)
 --   ptff_switches, ptff_merged_p50/p95_ms
@@ -42,6 +43,11 @@
 --   jitter_fps_cv_mean   mean of the sessions' sigma(fps)/mu(fps)
 --   sla_pass_rate        sessions passing their SLA / charged sessions
 -- A row with a NULL outcome comes from a malformed event; it is left out here.
+WITH
+    arrayMap(b -> b.upper_us, e2e_buckets_us) AS e2e_bounds,
+    arrayMap(b -> b.count, e2e_buckets_us) AS e2e_counts,
+    arrayMap(b -> b.upper_us, ptff_buckets_us) AS ptff_bounds,
+    arrayMap(b -> b.count, ptff_buckets_us) AS ptff_counts
 SELECT
     orchestrator_url,
     pipeline,
@@ -58,24 +64,16 @@ SELECT
     quantileExactInclusive(0.5)(startup_ms) AS startup_p50_ms,
     quantileExactInclusive(0.95)(startup_ms) AS startup_p95_ms,
     count(e2e_p95_ms) AS e2e_samples,
-    sum(arraySum(b -> b.count, e2e_buckets_us)) AS e2e_frames,
-    if(e2e_frames = 0, NULL, quantileExactWeightedArray(0.5)(
-        arrayMap(b -> b.upper_us, e2e_buckets_us), arrayMap(b -> b.count, e2e_buckets_us)) / 1000)
-        AS e2e_merged_p50_ms,
-    if(e2e_frames = 0, NULL, quantileExactWeightedArray(0.95)(
-        arrayMap(b -> b.upper_us, e2e_buckets_us), arrayMap(b -> b.count, e2e_buckets_us)) / 1000)
-        AS e2e_merged_p95_ms,
-    if(e2e_frames = 0, NULL, quantileExactWeightedArray(0.99)(
-        arrayMap(b -> b.upper_us, e2e_buckets_us), arrayMap(b -> b.count, e2e_buckets_us)) / 1000)
-        AS e2e_merged_p99_ms,
+    sum(arraySum(e2e_counts)) AS e2e_frames,
+    quantilesExactWeightedArray(0.5, 0.95, 0.99)(e2e_bounds, e2e_counts) AS e2e_q,
+    if(e2e_frames = 0, NULL, e2e_q[1] / 1000) AS e2e_merged_p50_ms,
+    if(e2e_frames = 0, NULL, e2e_q[2] / 1000) AS e2e_merged_p95_ms,
+    if(e2e_frames = 0, NULL, e2e_q[3] / 1000) AS e2e_merged_p99_ms,
     quantileExactInclusive(0.5)(e2e_p50_ms) AS e2e_p50_median_ms,
-    sum(arraySum(b -> b.count, ptff_buckets_us)) AS ptff_switches,
-    if(ptff_switches = 0, NULL, quantileExactWeightedArray(0.5)(
-        arrayMap(b -> b.upper_us, ptff_buckets_us), arrayMap(b -> b.count, ptff_buckets_us)) / 1000)
-        AS ptff_merged_p50_ms,
-    if(ptff_switches = 0, NULL, quantileExactWeightedArray(0.95)(
-        arrayMap(b -> b.upper_us, ptff_buckets_us), arrayMap(b -> b.count, ptff_buckets_us)) / 1000)
-        AS ptff_merged_p95_ms,
+    sum(arraySum(ptff_counts)) AS ptff_switches,
+    quantilesExactWeightedArray(0.5, 0.95)(ptff_bounds, ptff_counts) AS ptff_q,
+    if(ptff_switches = 0, NULL, ptff_q[1] / 1000) AS ptff_merged_p50_ms,
+    if(ptff_switches = 0, NULL, ptff_q[2] / 1000) AS ptff_merged_p95_ms,
     avg(output_fps) AS output_fps_mean,
     quantileExactInclusive(0.1)(output_fps) AS output_fps_p10,
     avg(jitter_fps_cv) AS jitter_fps_cv_mean,
