@@ -87,6 +87,11 @@ Publisher::Snapshot Publisher::snapshot() const {
   return s;
 }
 
+bool Publisher::refusing() const {
+  std::lock_guard lock(mutex_);
+  return refusing_;
+}
+
 double Publisher::oldest_age_locked() const {
   double age = 0;
   const std::int64_t now = unix_millis_now();

@@ -314,7 +314,7 @@ struct Daemon::Impl {
         else if (!status.discovered_once)
           why = "first discovery not finished";
       }
-      if (why.empty() && publisher && publisher->snapshot().spool_refusing)
+      if (why.empty() && publisher && publisher->refusing())
         why = "results spool refusing events (full or disk error)";
       out.status = why.empty() ? 200 : 503;
       out.body = why.empty() ? "ready\n" : why + "\n";
@@ -629,7 +629,7 @@ struct Daemon::Impl {
     if (!stopping) {
       // A session started while the spool refuses events would lose its results (EVENTS.md
       // §5.6): skip what falls due, and let the round's summary say so.
-      if (publisher && publisher->snapshot().spool_refusing) {
+      if (publisher && publisher->refusing()) {
         for (const auto& job : planner->skip_due(now, k_skip_results_spool)) {
           log::error("session_skipped", {{"job", job.id},
                                          {"orchestrator", job.target.orchestrator},

@@ -161,12 +161,14 @@ TEST_F(PublisherTest, a_full_spool_holds_events_in_memory_and_takes_them_once_sp
   EXPECT_GT(refused, 0);
   auto snap = publisher->snapshot();
   EXPECT_TRUE(snap.spool_refusing);
+  EXPECT_TRUE(publisher->refusing());
   EXPECT_EQ(snap.backlog + snap.held, 30u) << "nothing dropped";
   view->down = false;
   for (int i = 0; i < 300 && publisher->snapshot().held + publisher->snapshot().backlog > 0; ++i)
     std::this_thread::sleep_for(10ms);
   snap = publisher->snapshot();
   EXPECT_FALSE(snap.spool_refusing);
+  EXPECT_FALSE(publisher->refusing());
   EXPECT_EQ(snap.held, 0u);
   EXPECT_EQ(snap.backlog, 0u);
   const auto ids = view->ids();

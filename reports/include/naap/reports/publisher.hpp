@@ -46,7 +46,7 @@ class Publisher {
 
   // Thread-safe. Ok: the events are in the spool (durable). An error means the spool refused
   // them: they are held in memory and retried (never dropped) and the caller should stop
-  // starting new work until `snapshot().spool_refusing` clears.
+  // starting new work until `refusing()` clears.
   Result<void> publish(const Envelope& envelope);
   Result<void> publish_batch(const std::vector<Envelope>& envelopes);
 
@@ -64,6 +64,9 @@ class Publisher {
     std::string sink;                   // sink name
   };
   Snapshot snapshot() const;
+  // Whether the spool refuses events now (Snapshot::spool_refusing without the rest of the
+  // snapshot, which reads the oldest pending event): cheap enough for every scheduler tick.
+  bool refusing() const;
 
   // Stops the thread, then keeps serving reports and resending until nothing is pending or
   // `deadline` passed. Returns how many events are left spooled (delivered on the next start)
