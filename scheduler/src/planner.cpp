@@ -242,6 +242,12 @@ OrchestratorCoverage& Planner::coverage_on_day(const std::string& orchestrator, 
   return c;
 }
 
+void Planner::skip(Entry& entry, std::string_view reason) {
+  entry.status = Status::skipped;
+  entry.skip_reason = std::string(reason);
+  ++revision_;
+}
+
 std::vector<Job> Planner::poll(SystemTime now) {
   note_boundaries(now);
   std::vector<Job> started;
@@ -257,9 +263,7 @@ std::vector<Job> Planner::poll(SystemTime now) {
     OrchestratorCoverage& c = coverage_on_day(orchestrator, now);
     const Millis duration = e.job.target.expected_duration;
     if (budget.daily_budget > Millis(0) && c.used_today + duration > budget.daily_budget) {
-      e.status = Status::skipped;
-      e.skip_reason = k_skip_daily_budget;
-      ++revision_;
+      skip(e, k_skip_daily_budget);
       continue;
     }
     e.status = Status::running;
@@ -285,10 +289,8 @@ std::vector<Job> Planner::skip_due(SystemTime now, std::string_view reason) {
   for (Entry& e : round_->entries) {
     if (e.status != Status::pending) continue;
     if (e.job.due > now) break;  // entries are in due order
-    e.status = Status::skipped;
-    e.skip_reason = std::string(reason);
+    skip(e, reason);
     skipped.push_back(e.job);
-    ++revision_;
   }
   complete_if_done(now);
   return skipped;

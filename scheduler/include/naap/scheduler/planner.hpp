@@ -191,6 +191,7 @@ class Planner {
   void note_boundaries(SystemTime now);
   void record_missed(std::int64_t first, std::int64_t last, MissedReason reason);
   void complete_if_done(SystemTime now);
+  void skip(Entry& entry, std::string_view reason);  // not run this round, counted by reason
 
   PlannerOptions options_;
   Millis margin_;
