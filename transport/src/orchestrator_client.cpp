@@ -159,8 +159,8 @@ bool wait_fd(int fd, short events, Clock::time_point deadline) {
 Error deadline_error(const Address& address, std::chrono::milliseconds deadline,
                      std::string_view phase) {
   return Error(ErrorCategory::network,
-               "GetOrchestrator to " + address.host_port() + ": deadline of " +
-                   std::to_string(deadline.count()) + " ms exceeded during " + std::string(phase),
+               "deadline of " + std::to_string(deadline.count()) + " ms exceeded during " +
+                   std::string(phase),
                true)
       .with("address", address.host_port())
       .with("phase", std::string(phase));
@@ -176,7 +176,7 @@ Result<int> connect_tcp(const Address& address, Clock::time_point deadline,
   const std::string port = std::to_string(address.port);
   if (int rc = ::getaddrinfo(address.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
     return fail(Error(ErrorCategory::network,
-                      "cannot resolve " + address.host + ": " + ::gai_strerror(rc), true)
+                      "cannot resolve the host: " + std::string(::gai_strerror(rc)), true)
                     .with("address", address.host_port()));
   }
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, ::freeaddrinfo);
@@ -208,8 +208,7 @@ Result<int> connect_tcp(const Address& address, Clock::time_point deadline,
     sock.fd = -1;
     return fd;
   }
-  return fail(Error(ErrorCategory::network,
-                    "cannot connect to " + address.host_port() + ": " + last_error, true)
+  return fail(Error(ErrorCategory::network, "cannot connect: " + last_error, true)
                   .with("address", address.host_port()));
 }
 
@@ -245,17 +244,15 @@ Result<ServerCertificate> fetch_certificate(const Address& address, Clock::time_
     if (err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN) {
       const std::string why =
           errno != 0 && err == SSL_ERROR_SYSCALL ? std::strerror(errno) : "connection closed";
-      return fail(Error(ErrorCategory::network,
-                        "TLS handshake with " + address.host_port() + " failed: " + why, true)
+      return fail(Error(ErrorCategory::network, "TLS handshake failed: " + std::string(why), true)
                       .with("address", address.host_port()));
     }
-    return fail(Error(ErrorCategory::tls,
-                      "TLS handshake with " + address.host_port() + " failed: " + openssl_reason())
+    return fail(Error(ErrorCategory::tls, "TLS handshake failed: " + openssl_reason())
                     .with("address", address.host_port()));
   }
   std::unique_ptr<X509, X509Free> leaf(SSL_get1_peer_certificate(ssl.get()));
   if (!leaf) {
-    return fail(Error(ErrorCategory::tls, address.host_port() + " presented no certificate")
+    return fail(Error(ErrorCategory::tls, "the server presented no certificate")
                     .with("address", address.host_port()));
   }
   ServerCertificate out;
@@ -273,9 +270,9 @@ Result<ServerCertificate> fetch_certificate(const Address& address, Clock::time_
     return fail(Error(ErrorCategory::internal, "cannot encode the server certificate as PEM"));
   }
   if (out.name.empty()) {
-    return fail(Error(ErrorCategory::tls, "the certificate of " + address.host_port() +
-                                              " names no host (no SAN, no CN) to verify against")
-                    .with("address", address.host_port()));
+    return fail(
+        Error(ErrorCategory::tls, "its certificate names no host (no SAN, no CN) to verify against")
+            .with("address", address.host_port()));
   }
   return out;
 }
@@ -364,9 +361,7 @@ Error grpc_error(const Address& address, const grpc::Status& status) {
     default:
       break;
   }
-  Error error(category,
-              "GetOrchestrator to " + address.host_port() +
-                  " failed: " + status_code_name(status.error_code()) + ": " + text,
+  Error error(category, std::string(status_code_name(status.error_code())) + ": " + text,
               retriable);
   error.with("address", address.host_port())
       .with("grpc_code", status_code_name(status.error_code()))
@@ -461,23 +456,22 @@ net::OrchestratorRequest make_orchestrator_request(const ProbeOptions& options) 
   return request;
 }
 
-Result<OrchestratorProbe> get_orchestrator(std::string_view address_text,
-                                           const ProbeOptions& options) {
+namespace {
+
+// GetOrchestrator at a parsed address. Its errors say what failed; get_orchestrator names the
+// call and the address in front of them, once.
+Result<OrchestratorProbe> probe_at(const Address& address, const ProbeOptions& options) {
   const Clock::time_point start = Clock::now();
   const Clock::time_point deadline = start + options.deadline;
-  auto address = parse_address(address_text);
-  if (!address) return fail(address.error());
-
-  auto cert = fetch_certificate(*address, deadline, options.deadline);
+  auto cert = fetch_certificate(address, deadline, options.deadline);
   if (!cert) return fail(with_elapsed(cert.error(), start, options.deadline));
   auto pin = tls::spki_sha256_base64(cert->leaf_pem);
   if (!pin) return fail(pin.error());
   if (!options.expected_pin.empty() && bare_pin(options.expected_pin) != *pin) {
-    return fail(Error(ErrorCategory::tls, "certificate of " + address->host_port() +
-                                              " does not match the pin: " + "expected sha256//" +
+    return fail(Error(ErrorCategory::tls, "certificate does not match the pin: expected sha256//" +
                                               bare_pin(options.expected_pin) + ", got sha256//" +
                                               *pin)
-                    .with("address", address->host_port())
+                    .with("address", address.host_port())
                     .with("expected_pin", "sha256//" + bare_pin(options.expected_pin))
                     .with("actual_pin", "sha256//" + *pin));
   }
@@ -491,7 +485,7 @@ Result<OrchestratorProbe> get_orchestrator(std::string_view address_text,
   args.SetSslTargetNameOverride(cert->name);
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a new connection per call, as go-livepeer
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  auto channel = grpc::CreateCustomChannel(address->host_port(), grpc::SslCredentials(ssl), args);
+  auto channel = grpc::CreateCustomChannel(address.host_port(), grpc::SslCredentials(ssl), args);
   auto stub = net::Orchestrator::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -500,12 +494,27 @@ Result<OrchestratorProbe> get_orchestrator(std::string_view address_text,
   const grpc::Status status =
       stub->GetOrchestrator(&context, make_orchestrator_request(options), &probe.info);
   if (!status.ok()) {
-    return fail(with_elapsed(grpc_error(*address, status), start, options.deadline));
+    return fail(with_elapsed(grpc_error(address, status), start, options.deadline));
   }
   probe.rpc_ms = ms_since(rpc_start);
   probe.latency_ms = ms_since(start);
   probe.certificate_pin = "sha256//" + *pin;
   probe.certificate_pem = std::move(cert->leaf_pem);
+  return probe;
+}
+
+}  // namespace
+
+Result<OrchestratorProbe> get_orchestrator(std::string_view address_text,
+                                           const ProbeOptions& options) {
+  auto address = parse_address(address_text);
+  if (!address) return fail(address.error());
+  auto probe = probe_at(*address, options);
+  if (!probe) {
+    Error error = std::move(probe.error());
+    error.message = "GetOrchestrator to " + address->host_port() + ": " + error.message;
+    return fail(std::move(error));
+  }
   return probe;
 }
 

@@ -245,11 +245,8 @@ struct LiveSession::Impl : std::enable_shared_from_this<Impl> {
             const std::string text = probe.error().describe();
             self->record_call({"get_orchestrator", address}, started, Clock::now(), -1, text);
             const bool capped = orch::is_capped(probe.error());
-            // The client's errors name the call and the address already; keep one of each.
-            self->note_start_failure(capped ? "excused_no_capacity" : "start_failed",
-                                     text.find(address) == std::string::npos
-                                         ? "GetOrchestrator " + address + ": " + text
-                                         : text);
+            // The client's errors name the call and the address.
+            self->note_start_failure(capped ? "excused_no_capacity" : "start_failed", text);
             self->try_next_candidate();
             return;
           }
