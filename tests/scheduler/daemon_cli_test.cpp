@@ -22,16 +22,19 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+// An emulator with no free capacity: its sessions are excused, not failed, and end at once.
+emulator::EmulatorOptions no_capacity_options() {
+  auto o = emulator_options();
+  o.models[0].capacity = 0;
+  return o;
+}
+
 // The three emulators of every test: a healthy one, one whose runner crashes after 3 s, and one
-// with no free capacity (its sessions are excused, not failed).
+// with no free capacity.
 struct ThreePeers {
   EmulatorPeer healthy{emulator_options()};
   EmulatorPeer crashing{emulator_options({{"crash_after_s", "3"}})};
-  EmulatorPeer full{[] {
-    auto o = emulator_options();
-    o.models[0].capacity = 0;
-    return o;
-  }()};
+  EmulatorPeer full{no_capacity_options()};
   std::vector<std::string> addresses() const {
     return {healthy.address(), crashing.address(), full.address()};
   }
@@ -263,12 +266,7 @@ TEST(DaemonCli, discovery_merges_webhook_and_signer_lists_and_tests_each_orchest
 TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it_accepted) {
   TestDir dir("naap-spoolfull");
   // Three orchestrators without capacity: short sessions, a handful of events each.
-  auto full = [] {
-    auto o = emulator_options();
-    o.models[0].capacity = 0;
-    return o;
-  };
-  EmulatorPeer a(full()), b(full()), c(full());
+  EmulatorPeer a(no_capacity_options()), b(no_capacity_options()), c(no_capacity_options());
   // A Kafka broker that is down: nothing is delivered, so the journal only grows, and its bound
   // (12 KiB: discovery fits, a session or two more do not) is reached within the round.
   const std::string yaml = daemon_yaml(
@@ -283,17 +281,12 @@ TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it
   Child once({"once", "--config", config.string()}, dir.path() / "out.txt");
   EXPECT_EQ(once.wait(120s), 4) << "results not kept are the gateway's trouble\n" << once.output();
   const std::string out = once.output();
-  auto count = [&](const std::string& needle) {
-    std::size_t n = 0;
-    for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
-    return n;
-  };
-  EXPECT_EQ(count("event=results_spool_refusing"), 1u) << out;
-  const std::size_t started = count("event=session_started");
-  const std::size_t skipped = count("event=session_skipped");
+  EXPECT_EQ(once.count("event=results_spool_refusing"), 1u) << out;
+  const std::size_t started = once.count("event=session_started");
+  const std::size_t skipped = once.count("event=session_skipped");
   EXPECT_EQ(started + skipped, 3u) << out;
   EXPECT_GE(skipped, 1u) << "no session starts while its results could not be kept\n" << out;
-  EXPECT_EQ(count("reason=results_spool_refusing"), skipped) << out;
+  EXPECT_EQ(once.count("reason=results_spool_refusing"), skipped) << out;
 
   // Nothing accepted is lost: what the journal took is still pending in it, and what it refused
   // is in the log, event by event, for the operator to recover.
@@ -306,7 +299,7 @@ TEST(DaemonCli, a_full_results_spool_skips_new_sessions_and_keeps_every_event_it
     else
       pending.erase(entry["id"].get<std::string>());
   }
-  const std::size_t refused = count("event=results_event_not_spooled");
+  const std::size_t refused = once.count("event=results_event_not_spooled");
   EXPECT_GE(refused, 1u) << out;
   EXPECT_FALSE(pending.empty());
   EXPECT_NE(out.find("event=results_left_spooled sink=kafka spooled=" +

@@ -65,14 +65,18 @@ class Child {
     std::ifstream in(output_);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
+  // How many times the output holds `needle`.
+  std::size_t count(const std::string& needle) const {
+    const std::string out = output();
+    std::size_t n = 0;
+    for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
+    return n;
+  }
   // Waits until the output holds `needle` `times` times.
   bool wait_for(const std::string& needle, std::size_t times, std::chrono::seconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      const std::string out = output();
-      std::size_t n = 0;
-      for (auto at = out.find(needle); at != std::string::npos; at = out.find(needle, at + 1)) ++n;
-      if (n >= times) return true;
+      if (count(needle) >= times) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return false;
