@@ -36,6 +36,11 @@ format_once() {
 # Starts the broker on DIR/server.properties and waits until PORT answers.
 launch() {
   local port="$1"
+  # The readiness check below only connects to PORT: something else answering there would pass
+  # for our broker. Refuse a port that is taken before starting.
+  if (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "broker.sh: port $port is already in use on 127.0.0.1" >&2; exit 1
+  fi
   nohup java -Xms128m -Xmx512m -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
     > "$dir/broker.log" 2>&1 &
   echo $! > "$dir/broker.pid"

@@ -70,8 +70,8 @@ class KafkaSecure : public ::testing::Test {
     own_dir_ = fs::temp_directory_path() / ("naap-kafka-secure-" + std::to_string(::getpid()));
     fs::remove_all(own_dir_);
     fs::create_directories(own_dir_);
-    const int port = 40000 + static_cast<int>(::getpid() % 5000) * 4;  // PORT to PORT+2
-    own_broker_ = std::make_unique<kafka_support::Broker>(own_dir_ / "broker", port);
+    own_broker_ = std::make_unique<kafka_support::Broker>(own_dir_ / "broker",
+                                                          kafka_support::free_port_run(3));
     if (own_broker_->start_secure()) {
       broker_dir_ = own_broker_->dir();
       address_ = own_broker_->address();

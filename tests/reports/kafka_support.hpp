@@ -3,13 +3,19 @@
 // polling a Delivery until its backlog is empty.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -28,16 +34,54 @@ using namespace std::chrono_literals;
 // librdkafka properties, e.g. the security settings of a client.
 using Properties = std::vector<std::pair<std::string, std::string>>;
 
+// `count` consecutive loopback ports that are free now and lie below the kernel's ephemeral
+// range: outgoing connections (ours, the emulators', other brokers') take their local ports
+// from that range, so a broker told to listen inside it can find its port taken and exit at
+// once. The search starts at a place derived from the pid, so test processes running side by
+// side look in different places; each candidate is bound (as the broker will, with
+// SO_REUSEADDR) before it is handed out.
+inline int free_port_run(int count) {
+  int ephemeral_low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &ephemeral_low) != 1) ephemeral_low = 32768;
+    std::fclose(f);
+  }
+  const int first = 20000;
+  const int last = std::max(ephemeral_low, first + 1000) - count;  // a run ends below the range
+  const int span = last - first;
+  const int start = static_cast<int>((static_cast<long>(::getpid()) * 7919) % span);
+  auto bindable = [](int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+  };
+  for (int i = 0; i < span; i += count) {
+    const int port = first + (start + i) % span;
+    bool all = true;
+    for (int k = 0; k < count && all; ++k) all = bindable(port + k);
+    if (all) return port;
+  }
+  ADD_FAILURE() << "no " << count << " consecutive free ports in [" << first << ", " << last << ")";
+  return first;
+}
+
 // tests/kafka/broker.sh around one data folder; stopped in the destructor. The plaintext broker
-// uses PORT and PORT+1, the secured one PORT to PORT+2.
+// uses PORT and PORT+1, the secured one PORT to PORT+2 (free_port_run(2) / free_port_run(3)).
 class Broker {
  public:
   Broker(std::filesystem::path dir, int port) : dir_(std::move(dir)), port_(port) {}
   ~Broker() { run("stop", false); }
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
-  bool start() { return run("start", true) == 0; }
-  bool start_secure() { return run("start-secure", true) == 0; }
+  bool start() { return started(run("start", true)); }
+  bool start_secure() { return started(run("start-secure", true)); }
   void kill() { run("kill", false); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::filesystem::path& dir() const { return dir_; }
@@ -48,6 +92,21 @@ class Broker {
                       command + " " + dir_.string() +
                       (with_port ? " " + std::to_string(port_) : std::string());
     return std::system(cmd.c_str());
+  }
+  // On failure the broker's own log says why (a port taken, a bad setting); the test's folder
+  // is gone afterwards, so show its end now.
+  bool started(int code) {
+    if (code == 0) return true;
+    std::ifstream log(dir_ / "broker.log");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(log, line);) {
+      lines.push_back(std::move(line));
+      if (lines.size() > 30) lines.erase(lines.begin());
+    }
+    std::fprintf(stderr, "broker.sh exited %d; the end of %s:\n", code,
+                 (dir_ / "broker.log").c_str());
+    for (const auto& line : lines) std::fprintf(stderr, "  %s\n", line.c_str());
+    return false;
   }
   std::filesystem::path dir_;
   int port_;

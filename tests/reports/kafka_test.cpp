@@ -33,9 +33,7 @@ using kafka_support::drain;
 class KafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    int port = 20000 + static_cast<int>(::getpid() % 20000);
-    port -= port % 2;  // port and port+1 (controller)
-    broker_ = std::make_unique<Broker>(dir_ / "broker", port);
+    broker_ = std::make_unique<Broker>(dir_ / "broker", kafka_support::free_port_run(2));
     topic_ = "naap-test-" + uuid_v4().substr(0, 8);
   }
   void TearDown() override { broker_.reset(); }  // stops the broker before tmp_ goes

@@ -23,9 +23,7 @@ using reports::kafka_support::consume_all;
 
 TEST(DaemonKafka, once_against_three_fault_profiles_delivers_every_record_to_the_broker) {
   TestDir dir("naap-daemon-kafka");
-  int port = 24000 + static_cast<int>(::getpid() % 15000);
-  port -= port % 2;
-  Broker broker(dir.path() / "broker", port);
+  Broker broker(dir.path() / "broker", reports::kafka_support::free_port_run(2));
   ASSERT_TRUE(broker.start());
 
   EmulatorPeer healthy(emulator_options({{"passthrough", "true"}}));
