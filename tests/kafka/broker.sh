@@ -27,9 +27,23 @@ KEYSTORE_PASSWORD=naap-keystore
 # Formats DIR's data folder on first use; further arguments go to kafka-storage format.
 format_once() {
   if [ ! -f "$dir/data/meta.properties" ]; then
-    cluster_id="$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    java -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$dir/server.properties" "$@" > "$dir/format.log" 2>&1
+    # A random Kafka Uuid in base64url. Like Kafka's Uuid.randomUuid, never one that starts
+    # with "-": kafka-storage would read it as an option and fail ("--cluster-id/-t: expected
+    # one argument"), one format in 64.
+    cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not text.startswith("-"):
+        print(text)
+        break
+')"
+    if ! java -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" \
+      -c "$dir/server.properties" "$@" > "$dir/format.log" 2>&1; then
+      echo "broker.sh: kafka-storage format failed; the end of $dir/format.log:" >&2
+      tail -n 20 "$dir/format.log" >&2
+      exit 1
+    fi
   fi
 }
 

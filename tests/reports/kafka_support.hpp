@@ -93,19 +93,22 @@ class Broker {
                       (with_port ? " " + std::to_string(port_) : std::string());
     return std::system(cmd.c_str());
   }
-  // On failure the broker's own log says why (a port taken, a bad setting); the test's folder
-  // is gone afterwards, so show its end now.
+  // On failure the broker's own logs say why (a port taken, a bad setting); the test's folder
+  // is gone afterwards, so show their ends now.
   bool started(int code) {
     if (code == 0) return true;
-    std::ifstream log(dir_ / "broker.log");
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(log, line);) {
-      lines.push_back(std::move(line));
-      if (lines.size() > 30) lines.erase(lines.begin());
+    std::fprintf(stderr, "broker.sh exited with status %d\n", code);
+    for (const char* name : {"format.log", "broker.log"}) {
+      std::ifstream log(dir_ / name);
+      if (!log) continue;
+      std::vector<std::string> lines;
+      for (std::string line; std::getline(log, line);) {
+        lines.push_back(std::move(line));
+        if (lines.size() > 30) lines.erase(lines.begin());
+      }
+      std::fprintf(stderr, "the end of %s:\n", (dir_ / name).c_str());
+      for (const auto& line : lines) std::fprintf(stderr, "  %s\n", line.c_str());
     }
-    std::fprintf(stderr, "broker.sh exited %d; the end of %s:\n", code,
-                 (dir_ / "broker.log").c_str());
-    for (const auto& line : lines) std::fprintf(stderr, "  %s\n", line.c_str());
     return false;
   }
   std::filesystem::path dir_;
